@@ -1,0 +1,5 @@
+"""Allow ``python -m ftl``."""
+
+from ftl.cli import main
+
+raise SystemExit(main())

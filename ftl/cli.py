@@ -1,0 +1,145 @@
+"""The ``ftl`` command: run a role, list roles, migrate, or run everything locally."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from ftl import config, logs
+
+_HELP = """\
+FTL: backend of a World Cup 2026 fantasy trading game.
+
+Every setting comes from FTL_* environment variables (see README). Without FTL_REDIS_URL /
+FTL_DATABASE_URL, ftl starts embedded redis-server and PostgreSQL under FTL_DATA_DIR (.ftl).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftl", description=_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run one role (api, ws, flusher) or all of them in one process",
+        description="Run a role until SIGINT/SIGTERM. Refuses to start with pending migrations.",
+    )
+    run.add_argument(
+        "--role",
+        choices=["api", "ws", "flusher", "all"],
+        default=None,
+        help="role to run (default: FTL_ROLE, else all)",
+    )
+    sub.add_parser(
+        "roles",
+        help="print each role and the modules it starts",
+        description="Print each role and the modules it starts, in start order.",
+    )
+    sub.add_parser(
+        "migrate",
+        help="apply pending sql/ migrations",
+        description="Apply pending sql/ migrations in order, each in a transaction.",
+    )
+    sub.add_parser(
+        "healthcheck",
+        help="exit 0 when this role's /healthz answers (container HEALTHCHECK)",
+        description="GET /healthz on the port of FTL_ROLE (all and api: FTL_API_PORT).",
+    )
+    sub.add_parser(
+        "dev",
+        help="migrate, then run every role with embedded servers (local work)",
+        description="Migrate, then run all roles in one process; embedded Redis and PostgreSQL "
+        "unless FTL_REDIS_URL / FTL_DATABASE_URL are set.",
+    )
+    return parser
+
+
+def _settings(role: str | None = None) -> config.Settings:
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"ftl: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if role:
+        settings = settings.replace(role=role)
+    logs.configure(settings.log_format, settings.log_level, settings.role)
+    return settings
+
+
+def _run(settings: config.Settings, role: str, *, auto_migrate: bool) -> int:
+    from ftl.persistence.embedded import DataDirBusy
+    from ftl.persistence.migrations import PendingMigrations
+    from ftl.runtime.context import Runtime
+    from ftl.runtime.supervisor import supervise
+
+    runtime = Runtime(settings, auto_migrate=auto_migrate)
+    try:
+        return asyncio.run(supervise(runtime, role))
+    except (PendingMigrations, DataDirBusy) as exc:
+        print(f"ftl: {exc}", file=sys.stderr)
+        return 2
+
+
+def _migrate(settings: config.Settings) -> int:
+    from ftl.persistence.migrations import migrate_sync
+
+    if settings.database_url:
+        applied = migrate_sync(settings.database_url)
+    else:
+        from ftl.persistence.embedded import DataDirBusy, DataDirLock, EmbeddedPostgres
+
+        lock = DataDirLock(settings.data_dir)
+        try:
+            lock.acquire()
+        except DataDirBusy as exc:
+            print(f"ftl: {exc}", file=sys.stderr)
+            return 2
+        server = EmbeddedPostgres(settings.data_dir)
+        try:
+            asyncio.run(server.start())
+            applied = migrate_sync(server.url)
+        finally:
+            server.stop()
+            lock.release()
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def _healthcheck(settings: config.Settings) -> int:
+    import urllib.error
+    import urllib.request
+
+    port = {"ws": settings.ws_port, "flusher": settings.flusher_port}.get(settings.role, settings.api_port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return 0 if resp.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"ftl: /healthz on port {port} did not answer: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "roles":
+        from ftl.runtime.roles import describe
+
+        print(describe())
+        return 0
+    if args.command == "run":
+        settings = _settings(args.role)
+        return _run(settings, settings.role, auto_migrate=False)
+    if args.command == "migrate":
+        return _migrate(_settings())
+    if args.command == "healthcheck":
+        return _healthcheck(_settings())
+    if args.command == "dev":
+        settings = _settings("all")
+        return _run(settings, "all", auto_migrate=True)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Redis and PostgreSQL: connections, embedded servers, migrations, Lua scripts."""

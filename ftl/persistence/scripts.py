@@ -1,0 +1,54 @@
+"""One loader for every ``lua/*.lua`` script; EVALSHA with a reload on NOSCRIPT."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from ftl.resources import lua_dir
+
+KeyT = str | bytes
+ArgT = str | bytes | int | float
+
+
+class Scripts(Mapping[str, AsyncScript]):
+    """Every Lua file of ``lua/`` registered by its stem (``position_open``, ...)."""
+
+    def __init__(self, client: aioredis.Redis, folder: Path | None = None) -> None:
+        self.client = client
+        self.folder = folder or lua_dir()
+        self._scripts: dict[str, AsyncScript] = {}
+        for path in sorted(self.folder.glob("*.lua")):
+            self._scripts[path.stem] = client.register_script(path.read_text())
+        if not self._scripts:
+            raise FileNotFoundError(f"no Lua scripts in {self.folder}")
+
+    def __getitem__(self, name: str) -> AsyncScript:
+        return self._scripts[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._scripts)
+
+    def __len__(self) -> int:
+        return len(self._scripts)
+
+    async def load_all(self) -> None:
+        """SCRIPT LOAD every script (at start-up, and after a Redis restart)."""
+        for script in self._scripts.values():
+            sha = await self.client.script_load(script.script)
+            script.sha = sha
+
+    async def call(self, name: str, keys: Sequence[KeyT], args: Sequence[ArgT], client: Any = None) -> Any:
+        """EVALSHA; on NOSCRIPT (Redis restarted or failed over) load it and run it once more."""
+        script = self._scripts[name]
+        target = client if client is not None else self.client
+        try:
+            return await target.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            script.sha = await target.script_load(script.script)
+            return await target.evalsha(script.sha, len(keys), *keys, *args)

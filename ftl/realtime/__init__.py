@@ -1,0 +1,1 @@
+"""The ws role: authenticated WebSocket subscriptions and PRICE_UPDATE fan-out."""

@@ -1,0 +1,73 @@
+"""The connections a role works with: Redis (with its Lua scripts) and the PostgreSQL pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from ftl import logs
+from ftl.config import Settings
+from ftl.health import Health
+from ftl.persistence import migrations
+from ftl.persistence.keys import Keys
+from ftl.persistence.scripts import Scripts
+
+log = logs.get(__name__)
+
+
+@dataclass
+class Stores:
+    settings: Settings
+    redis: aioredis.Redis
+    pg: AsyncConnectionPool[psycopg.AsyncConnection[object]]
+    scripts: Scripts
+    keys: Keys
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, redis_url: str, database_url: str, *, migrate: bool = False
+    ) -> Stores:
+        """Connect, check (or apply) migrations, load every Lua script."""
+        if migrate:
+            applied = migrations.migrate_sync(database_url)
+            if applied:
+                log.info("migrations applied", versions=applied)
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            await migrations.check(conn)
+        client = aioredis.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=1.0,
+            socket_keepalive=True,
+            health_check_interval=10,
+            max_connections=512,
+        )
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[object]] = AsyncConnectionPool(
+            database_url,
+            min_size=2,
+            max_size=20,
+            open=False,
+            timeout=5.0,
+            kwargs={"autocommit": True},
+        )
+        await pool.open(wait=True, timeout=15.0)
+        scripts = Scripts(client)
+        await scripts.load_all()
+        return cls(settings, client, pool, scripts, Keys(settings.redis_prefix))
+
+    def register_checks(self, health: Health) -> None:
+        async def redis_ok() -> None:
+            await self.redis.ping()
+
+        async def postgres_ok() -> None:
+            async with self.pg.connection(timeout=1.0) as conn:
+                await conn.execute("SELECT 1")
+
+        health.add("redis", redis_ok)
+        health.add("postgres", postgres_ok)
+
+    async def close(self) -> None:
+        await self.pg.close()
+        await self.redis.aclose()

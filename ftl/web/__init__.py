@@ -1,0 +1,1 @@
+"""The HTTP edge shared by the api and ws roles (starlette apps served by hypercorn)."""

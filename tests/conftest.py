@@ -1,0 +1,126 @@
+"""Shared fixtures: real Redis and PostgreSQL, embedded by default or given by FTL_TEST_* URLs.
+
+Each test run gets its own PostgreSQL database and each test its own Redis key prefix, so runs
+against a shared server (this machine's 127.0.0.1:6379 and :5432) never collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+
+from ftl.persistence.embedded import EmbeddedPostgres, EmbeddedRedis
+from ftl.persistence.keys import Keys
+from ftl.persistence.migrations import migrate_sync
+from ftl.persistence.scripts import Scripts
+
+_SERVER_FIXTURES = {"redis_url", "pg_server_url", "database_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is not None and inspect.iscoroutinefunction(fn):
+            item.add_marker(pytest.mark.anyio)
+        # Anything that talks to Redis or PostgreSQL is an integration test: CI runs these a
+        # second time against this machine's own servers.
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Iterator[Path]:
+    """A data dir the unprivileged PostgreSQL account can reach (pytest's tmp is 0700)."""
+    root = Path(tempfile.mkdtemp(prefix="ftl-test-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(data_root: Path) -> Iterator[str]:
+    given = os.environ.get("FTL_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = EmbeddedRedis(data_root / "redis-data")
+    asyncio.run(server.start())
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(data_root: Path) -> Iterator[str]:
+    """An admin URL of a PostgreSQL server (its maintenance database)."""
+    given = os.environ.get("FTL_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    server = EmbeddedPostgres(data_root / "pg")
+    asyncio.run(server.start())
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database of this test run; dropped at the end."""
+    name = f"ftl_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(pg_server_url, name)
+    migrate_sync(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """A key prefix of this test alone."""
+    return Keys(prefix=f"t{secrets.token_hex(4)}:")
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, keys: Keys) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=False)
+    try:
+        yield client
+    finally:
+        found = [k async for k in client.scan_iter(match=f"{keys.prefix}*", count=1000)]
+        if found:
+            await client.delete(*found)
+        await client.aclose()
+
+
+@pytest.fixture
+async def scripts(redis_client: aioredis.Redis) -> Scripts:
+    loaded = Scripts(redis_client)
+    await loaded.load_all()
+    return loaded
