@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
@@ -22,7 +23,7 @@ log = logs.get(__name__)
 class Stores:
     settings: Settings
     redis: aioredis.Redis
-    pg: AsyncConnectionPool[psycopg.AsyncConnection[object]]
+    pg: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
     scripts: Scripts
     keys: Keys
 
@@ -44,7 +45,7 @@ class Stores:
             health_check_interval=10,
             max_connections=512,
         )
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[object]] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
             database_url,
             min_size=2,
             max_size=20,

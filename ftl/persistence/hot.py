@@ -15,7 +15,7 @@ async def ensure_wallet(stores: Stores, user_id: int) -> bool:
             "FROM wallets w JOIN users u ON u.id = w.user_id WHERE w.user_id = %s",
             (user_id,),
         )
-        row: tuple[Any, ...] | None = await cur.fetchone()  # type: ignore[assignment]
+        row: tuple[Any, ...] | None = await cur.fetchone()
     if row is None:
         raise LookupError(f"user {user_id} has no wallet row")
     available, locked, seq, district = row

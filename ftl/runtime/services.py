@@ -98,7 +98,7 @@ class StoresService:
 
 
 class FlusherService:
-    """The flusher role: its health port, and its loop (the loop arrives with the flusher issue)."""
+    """The flusher role: its health port and the Redis → PostgreSQL flush loop."""
 
     name = "flusher"
 
@@ -113,7 +113,9 @@ class FlusherService:
         log.info("flusher health port open", port=self.server.port)
 
     async def run(self) -> None:
-        await self._stopped.wait()
+        from ftl.persistence.flusher import Flusher
+
+        await Flusher(self.runtime.stores).run(self._stopped)
 
     async def stop(self) -> None:
         self._stopped.set()

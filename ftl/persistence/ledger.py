@@ -1,0 +1,104 @@
+"""Write a trade from its outbox entry into PostgreSQL: idempotent on the trade id, one round trip.
+
+The entry is the self-contained map the trade scripts XADD to the outbox stream (see the headers
+of lua/position_*.lua). The same statement serves the hot path (right after the Lua call) and
+the flusher draining the outbox, so a trade is written exactly once whoever gets there first.
+Wallet and position rows only move forward: each carries the id of the last trade it reflects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+_SQL = """
+WITH p AS (
+    INSERT INTO cfd_positions (id, user_id, instrument_id, side, qty, entry_price,
+                               entry_notional, margin, leverage, realised_pnl, status, seq,
+                               opened_at, closed_at)
+    VALUES (%(position_id)s, %(user_id)s, %(instrument_id)s, %(side)s, %(pos_qty)s,
+            %(pos_entry_price)s, %(pos_entry_notional)s, %(pos_margin)s, %(leverage)s,
+            %(pos_realised_pnl)s, %(pos_status)s, %(trade_id)s,
+            to_timestamp(%(pos_opened_ts)s / 1000.0),
+            CASE WHEN %(pos_closed_ts)s::bigint IS NULL THEN NULL
+                 ELSE to_timestamp(%(pos_closed_ts)s::bigint / 1000.0) END)
+    ON CONFLICT (id) DO UPDATE SET
+        qty = EXCLUDED.qty, entry_price = EXCLUDED.entry_price,
+        entry_notional = EXCLUDED.entry_notional, margin = EXCLUDED.margin,
+        realised_pnl = EXCLUDED.realised_pnl, status = EXCLUDED.status, seq = EXCLUDED.seq,
+        closed_at = EXCLUDED.closed_at
+    WHERE cfd_positions.seq < EXCLUDED.seq
+    RETURNING 1
+), t AS (
+    INSERT INTO trades (id, user_id, position_id, instrument_id, kind, side, qty, price,
+                        notional, fee, margin, realised_pnl, payout, leverage, index_price,
+                        skew_after, idempotency_key, request_hash, created_at)
+    VALUES (%(trade_id)s, %(user_id)s, %(position_id)s, %(instrument_id)s, %(kind)s, %(side)s,
+            %(qty)s, %(price)s, %(notional)s, %(fee)s, %(margin)s, %(realised_pnl)s,
+            %(payout)s, %(leverage)s, %(index_price)s, %(skew_after)s, %(idempotency_key)s,
+            %(request_hash)s, to_timestamp(%(ts)s / 1000.0))
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), w AS (
+    UPDATE wallets SET available = %(w_available)s, locked = %(w_locked)s, seq = %(trade_id)s,
+                       updated_at = now()
+    WHERE user_id = %(user_id)s AND seq < %(trade_id)s
+    RETURNING 1
+), h AS (
+    UPDATE wallets SET available = %(house_available)s, seq = %(trade_id)s, updated_at = now()
+    WHERE user_id = 0 AND seq < %(trade_id)s
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM p), (SELECT count(*) FROM w),
+       (SELECT count(*) FROM h)
+"""
+
+_INT_FIELDS = (
+    "trade_id", "user_id", "position_id", "instrument_id", "qty", "price", "notional", "fee",
+    "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
+    "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
+    "pos_opened_ts", "w_available", "w_locked", "house_available",
+)  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def params(entry: Mapping[Any, Any]) -> dict[str, Any]:
+    """Typed statement parameters from an outbox entry (bytes or str keys and values)."""
+    raw = {_text(k): _text(v) for k, v in entry.items()}
+    out: dict[str, Any] = {name: int(raw[name]) for name in _INT_FIELDS}
+    for name in ("kind", "side", "pos_status"):
+        out[name] = raw[name]
+    out["idempotency_key"] = raw.get("idempotency_key") or None
+    out["request_hash"] = raw.get("request_hash") or None
+    closed = raw.get("pos_closed_ts", "")
+    out["pos_closed_ts"] = int(closed) if closed else None
+    return out
+
+
+async def persist_trade(conn: psycopg.AsyncConnection[Any], entry: Mapping[Any, Any]) -> bool:
+    """Write one trade (and move its position and wallets forward). True if the trade was new."""
+    cur = await conn.execute(_SQL, params(entry))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def persist_trades(conn: psycopg.AsyncConnection[Any], entries: list[Mapping[Any, Any]]) -> int:
+    """Write many trades in one transaction and pipeline; returns how many were new."""
+    if not entries:
+        return 0
+    ordered = sorted((params(e) for e in entries), key=lambda p: p["trade_id"])
+    new = 0
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(_SQL, ordered, returning=True)
+        while True:
+            row = await cur.fetchone()
+            if row and row[0]:
+                new += 1
+            if not cur.nextset():
+                break
+    return new

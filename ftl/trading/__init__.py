@@ -1,0 +1,1 @@
+"""Trading: the pure AMM and position arithmetic, the reference model, and the Lua trade wrappers."""

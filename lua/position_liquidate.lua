@@ -1,0 +1,169 @@
+--[[
+position_liquidate.lua: close a whole position whose equity fell below the maintenance margin.
+
+KEYS[1]  instrument hash            instrument:{id} (the position's instrument)
+KEYS[2]  the owner's wallet hash    wallet:{userId}
+KEYS[3]  the house wallet hash      wallet:0
+KEYS[4]  id counters hash           seq (HINCRBY field trade)
+KEYS[5]  position hash              position:{id}
+KEYS[6]  trade outbox stream        outbox:trades
+KEYS[7]  dirty set                  dirty
+KEYS[8]  overall leaderboard        leaderboard:overall
+KEYS[9]  district leaderboard       leaderboard:district:{d} (any key when ARGV[5] is '')
+KEYS[10] boot marker                boot (missing while Redis is rebuilt from PostgreSQL: reply 'recovering')
+ARGV[1]  owner's user id            integer >= 1; must own the position
+ARGV[2]  position id                integer >= 1
+ARGV[3]  instrument id              must be the position's instrument
+ARGV[4]  now, ms since the epoch
+ARGV[5]  the owner's district id    '' = none; must equal the wallet's field district
+ARGV[6]  fee, bps                   0 .. 1000 (the instrument's field fee_bps overrides it)
+ARGV[7]  max index age, ms          0 = no staleness check
+ARGV[8]  maintenance margin, bps    0 .. 10000
+ARGV[9]  price channel              price:{id}
+
+Replies (arrays of strings, numbers formatted with %d)
+  {'ok', '0', 'mark', m, field, value, ...}  as position_close.lua: the trade as XADDed, kind
+     'liquidation', pos_status 'liquidated', pos_qty 0.
+  {'rejected', code}  nothing changed. Codes: recovering bad_user bad_args not_found not_owner not_open
+     wrong_instrument unknown_instrument instrument_bounds halted instrument_closed stale_index
+     no_wallet district_mismatch not_liquidatable skew_cap
+
+No idempotency key: a position is liquidated once (then not_open). Liquidatable when, at the
+mark m = floor(I (S + s) / S) before the trade, (M + uPnL) * 10^4 < mm_bps * qty * m, with uPnL
+= qty m - N_e (long) or N_e - qty m (short). The position is then closed whole at the AMM fill
+price exactly as position_close.lua does (no slippage check; the fee applies; payout =
+max(M + PnL - fee, 0); the house keeps the rest). Bounds as in position_open.lua; the trade has
+an empty idempotency_key and request_hash.
+
+Effects: as position_close.lua, with kind 'liquidation' and position status 'liquidated'.
+]]
+local function int_arg(v, lo, hi)
+  local n = tonumber(v)
+  if n == nil or not (n >= lo and n <= hi) or n ~= math.floor(n) then return nil end
+  return n
+end
+local function fmt(x) return string.format('%d', x) end
+local function floor_div(a, b) return math.floor(a / b) end
+local function ceil_div(a, b) return -math.floor(-a / b) end
+local function rej(code) return {'rejected', code} end
+local MAX_ID = 9007199254740991
+
+if redis.call('EXISTS', KEYS[10]) == 0 then return rej('recovering') end
+local user = int_arg(ARGV[1], 1, MAX_ID)
+if not user then return rej('bad_user') end
+local pid = int_arg(ARGV[2], 1, MAX_ID)
+local iid = int_arg(ARGV[3], 1, MAX_ID)
+local now = int_arg(ARGV[4], 0, MAX_ID)
+local fee_default = int_arg(ARGV[6], 0, 1000)
+local max_age = int_arg(ARGV[7], 0, MAX_ID)
+local mm_bps = int_arg(ARGV[8], 0, 10000)
+if not (pid and iid and now and fee_default and max_age and mm_bps) then
+  return rej('bad_args')
+end
+
+local p = redis.call('HMGET', KEYS[5], 'user', 'instrument', 'side', 'qty', 'entry_notional',
+  'margin', 'leverage', 'status', 'realised_pnl', 'entry_price', 'opened_ts')
+if not p[1] then return rej('not_found') end
+if tonumber(p[1]) ~= user then return rej('not_owner') end
+if p[8] ~= 'open' then return rej('not_open') end
+if tonumber(p[2]) ~= iid then return rej('wrong_instrument') end
+local side, qty = p[3], tonumber(p[4])
+local entry_notional, margin, lev = tonumber(p[5]), tonumber(p[6]), tonumber(p[7])
+local pos_pnl = tonumber(p[9] or '0')
+
+local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'cap', 'status',
+  'long', 'short', 'pseq', 'fee_bps')
+if not ins[1] then return rej('unknown_instrument') end
+local index, index_ts = tonumber(ins[1]), tonumber(ins[2] or '0')
+local skew, depth, cap = tonumber(ins[3] or '0'), tonumber(ins[4] or ''), tonumber(ins[5] or '')
+local long_units, short_units = tonumber(ins[7] or '0'), tonumber(ins[8] or '0')
+local pseq = tonumber(ins[9] or '0')
+local fee_bps = fee_default
+if ins[10] and ins[10] ~= '' then fee_bps = int_arg(ins[10], 0, 1000) end
+if not (index and index >= 1 and index <= 100000 and depth and depth >= 1 and depth <= 100000
+    and cap and cap >= 0 and cap < depth and skew and math.abs(skew) < depth and index_ts
+    and long_units and short_units and pseq and fee_bps) then
+  return rej('instrument_bounds')
+end
+local status = ins[6] or 'open'
+if status == 'halted' then return rej('halted') end
+if status ~= 'open' then return rej('instrument_closed') end
+if max_age > 0 and now - index_ts > max_age then return rej('stale_index') end
+
+local w = redis.call('HMGET', KEYS[2], 'available', 'locked', 'district')
+if not w[1] then return rej('no_wallet') end
+local available, locked = tonumber(w[1]), tonumber(w[2] or '0')
+if (w[3] or '') ~= ARGV[5] then return rej('district_mismatch') end
+
+local mark_before = floor_div(index * (depth + skew), depth)
+local value = qty * mark_before
+local upnl = entry_notional - value
+if side == 'long' then upnl = value - entry_notional end
+if not ((margin + upnl) * 10000 < mm_bps * value) then return rej('not_liquidatable') end
+
+local q = qty
+if side == 'long' then q = -qty end
+local new_skew = skew + q
+if math.abs(new_skew) > cap then return rej('skew_cap') end
+
+local two_s = 2 * depth
+local price_num = index * (two_s + 2 * skew + q)          -- F * 2S
+local exit_notional, price
+if q > 0 then
+  exit_notional = ceil_div(qty * price_num, two_s)
+  price = ceil_div(price_num, two_s)
+else
+  exit_notional = floor_div(qty * price_num, two_s)
+  price = floor_div(price_num, two_s)
+end
+if price < 1 then price = 1 end
+local pnl = entry_notional - exit_notional
+if side == 'long' then pnl = exit_notional - entry_notional end
+local fee = ceil_div(exit_notional * fee_bps, 10000)
+local payout = margin + pnl - fee
+if payout < 0 then payout = 0 end
+local margin_part = margin
+
+-- Accepted: from here on every key changes.
+local trade_id = redis.call('HINCRBY', KEYS[4], 'trade', 1)
+local s_user, s_iid, s_pos, s_trade = fmt(user), fmt(iid), fmt(pid), fmt(trade_id)
+
+available = available + payout
+locked = locked - margin_part
+local equity = available + locked
+redis.call('HSET', KEYS[2], 'available', fmt(available), 'locked', fmt(locked),
+  'equity', fmt(equity), 'seq', s_trade)
+local house_available = redis.call('HINCRBY', KEYS[3], 'available', fmt(margin_part - payout))
+redis.call('HSET', KEYS[3], 'seq', s_trade)
+
+if side == 'long' then long_units = long_units - qty else short_units = short_units - qty end
+pseq = pseq + 1
+redis.call('HSET', KEYS[1], 'skew', fmt(new_skew), 'long', fmt(long_units),
+  'short', fmt(short_units), 'pseq', fmt(pseq))
+local mark = floor_div(index * (depth + new_skew), depth)
+
+pos_pnl = pos_pnl + pnl
+local s_now = fmt(now)
+redis.call('HSET', KEYS[5], 'qty', '0', 'entry_notional', '0', 'margin', '0',
+  'status', 'liquidated', 'realised_pnl', fmt(pos_pnl), 'seq', s_trade, 'closed_ts', s_now)
+
+local entry = {'trade_id', s_trade, 'kind', 'liquidation', 'user_id', s_user,
+  'position_id', s_pos, 'instrument_id', s_iid, 'side', side, 'qty', fmt(qty),
+  'price', fmt(price), 'notional', fmt(exit_notional), 'fee', fmt(fee),
+  'margin', fmt(margin_part), 'realised_pnl', fmt(pnl), 'payout', fmt(payout),
+  'leverage', fmt(lev), 'index_price', fmt(index), 'skew_after', fmt(new_skew),
+  'idempotency_key', '', 'request_hash', '', 'ts', s_now,
+  'pos_qty', '0', 'pos_entry_price', p[10], 'pos_entry_notional', '0',
+  'pos_margin', '0', 'pos_realised_pnl', fmt(pos_pnl), 'pos_status', 'liquidated',
+  'pos_seq', s_trade, 'pos_opened_ts', p[11] or '', 'pos_closed_ts', s_now,
+  'w_available', fmt(available), 'w_locked', fmt(locked),
+  'house_available', fmt(house_available)}
+redis.call('XADD', KEYS[6], '*', unpack(entry))
+
+redis.call('SADD', KEYS[7], 'w:' .. s_user, 'w:0', 'p:' .. s_pos, 'i:' .. s_iid)
+redis.call('ZADD', KEYS[8], fmt(equity), s_user)
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[9], fmt(equity), s_user) end
+redis.call('PUBLISH', ARGV[9], cmsgpack.pack({type = 'PRICE_UPDATE', id = iid, price = mark,
+  index = index, skew = new_skew, seq = pseq, ts = now}))
+
+return {'ok', '0', 'mark', fmt(mark), unpack(entry)}

@@ -1,0 +1,190 @@
+--[[
+position_open.lua: open an isolated-margin CFD position at the linear-skew AMM fill price, atomically.
+
+KEYS[1]  instrument hash            instrument:{id}
+KEYS[2]  the user's wallet hash     wallet:{userId}
+KEYS[3]  the house wallet hash      wallet:0 (receives the fee)
+KEYS[4]  idempotency hash           idem:{userId}:{key} (fields hash, reply, trade; TTL ARGV[12])
+KEYS[5]  id counters hash           seq (HINCRBY fields trade, position)
+KEYS[6]  position key prefix        position: (the new position is KEYS[6]..id, see below)
+KEYS[7]  trade outbox stream        outbox:trades
+KEYS[8]  dirty set                  dirty (members w:<userId>, w:0, p:<positionId>, i:<id>)
+KEYS[9]  overall leaderboard        leaderboard:overall
+KEYS[10] district leaderboard       leaderboard:district:{d} (any key when ARGV[9] is '')
+KEYS[11] boot marker                boot (missing while Redis is rebuilt from PostgreSQL: reply 'recovering')
+ARGV[1]  user id                    integer >= 1
+ARGV[2]  instrument id              integer >= 1
+ARGV[3]  side                       long | short
+ARGV[4]  qty                        integer 1 .. 100000
+ARGV[5]  leverage                   integer 1 .. 5
+ARGV[6]  acceptable price, cents    1 .. 10^9: a long needs F <= it, a short F >= it
+ARGV[7]  idempotency key            string, stored in the trade
+ARGV[8]  now, ms since the epoch
+ARGV[9]  the user's district id     '' = none; must equal the wallet's field district
+ARGV[10] fee, bps                   0 .. 1000 (the instrument's field fee_bps overrides it)
+ARGV[11] max index age, ms          0 = no staleness check
+ARGV[12] idempotency TTL, ms        86400000 (24 h)
+ARGV[13] price channel              price:{id}
+
+Replies (arrays of strings, numbers formatted with %d)
+  {'ok', replay, 'mark', m, field, value, ...}  m is the mark after the trade; the field/value
+     pairs are the trade exactly as XADDed to the outbox (listed under Effects below).
+     replay '0' the first time; '1' when the same key and body come again (the first reply).
+  {'rejected', code}  nothing changed. Codes: recovering bad_user bad_side bad_qty bad_leverage bad_price
+     bad_args conflict unknown_instrument instrument_bounds halted instrument_closed stale_index
+     no_wallet district_mismatch skew_cap slippage insufficient_funds
+
+The position id is handed out here (HINCRBY), so its key KEYS[6]..id is the one key built in the
+script, as BullMQ does for job keys.
+
+Bounds (every integer intermediate stays below 2^53): index 1 .. 100000 cents, depth 1 .. 100000,
+0 <= cap < depth, |skew| < depth, qty <= 100000; else instrument_bounds / bad_qty. The largest
+product, qty * index * (2S + 2s + q), is below 10^5 * 10^5 * 4 * 10^5 = 4 * 10^15 < 2^53.
+
+Money: F = I (2S + 2s + q) / 2S; N = ceil(|q| F) for a long, floor for a short; fee =
+ceil(N bps / 10^4); margin = ceil(N / leverage). available -= margin + fee, locked += margin,
+house available += fee. Wallet equity = available + locked (the flusher adds unrealised PnL).
+
+Effects: position hash; wallet, house, instrument (skew, long/short, pseq); XADD KEYS[7] of the
+self-contained trade (trade_id kind user_id position_id instrument_id side qty price notional fee
+margin realised_pnl payout leverage index_price skew_after idempotency_key request_hash ts; the
+position row pos_qty pos_entry_price pos_entry_notional pos_margin pos_realised_pnl pos_status
+pos_seq pos_opened_ts pos_closed_ts; w_available w_locked house_available); SADD dirty; ZADD
+equity on the leaderboards; PUBLISH ARGV[13] cmsgpack {type='PRICE_UPDATE', id, price=mark,
+index, skew, seq=pseq, ts=now}.
+]]
+local function int_arg(v, lo, hi)
+  local n = tonumber(v)
+  if n == nil or not (n >= lo and n <= hi) or n ~= math.floor(n) then return nil end
+  return n
+end
+local function fmt(x) return string.format('%d', x) end
+local function floor_div(a, b) return math.floor(a / b) end
+local function ceil_div(a, b) return -math.floor(-a / b) end
+local function rej(code) return {'rejected', code} end
+local MAX_ID = 9007199254740991
+
+if redis.call('EXISTS', KEYS[11]) == 0 then return rej('recovering') end
+local user = int_arg(ARGV[1], 1, MAX_ID)
+if not user then return rej('bad_user') end
+local iid = int_arg(ARGV[2], 1, MAX_ID)
+if not iid then return rej('bad_args') end
+local side = ARGV[3]
+if side ~= 'long' and side ~= 'short' then return rej('bad_side') end
+local qty = int_arg(ARGV[4], 1, 100000)
+if not qty then return rej('bad_qty') end
+local lev = int_arg(ARGV[5], 1, 5)
+if not lev then return rej('bad_leverage') end
+local acceptable = int_arg(ARGV[6], 1, 1000000000)
+if not acceptable then return rej('bad_price') end
+local now = int_arg(ARGV[8], 0, MAX_ID)
+local fee_default = int_arg(ARGV[10], 0, 1000)
+local max_age = int_arg(ARGV[11], 0, MAX_ID)
+local ttl = int_arg(ARGV[12], 1, MAX_ID)
+if not (now and fee_default and max_age and ttl) then return rej('bad_args') end
+
+local request_hash = redis.sha1hex(table.concat(
+  {'open', fmt(user), fmt(iid), side, fmt(qty), fmt(lev), fmt(acceptable)}, '|'))
+local idem = redis.call('HMGET', KEYS[4], 'hash', 'reply')
+if idem[1] then
+  if idem[1] ~= request_hash then return rej('conflict') end
+  local first = cmsgpack.unpack(idem[2])
+  first[2] = '1'
+  return first
+end
+
+local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'cap', 'status',
+  'long', 'short', 'pseq', 'fee_bps')
+if not ins[1] then return rej('unknown_instrument') end
+local index, index_ts = tonumber(ins[1]), tonumber(ins[2] or '0')
+local skew, depth, cap = tonumber(ins[3] or '0'), tonumber(ins[4] or ''), tonumber(ins[5] or '')
+local long_units, short_units = tonumber(ins[7] or '0'), tonumber(ins[8] or '0')
+local pseq = tonumber(ins[9] or '0')
+local fee_bps = fee_default
+if ins[10] and ins[10] ~= '' then fee_bps = int_arg(ins[10], 0, 1000) end
+if not (index and index >= 1 and index <= 100000 and depth and depth >= 1 and depth <= 100000
+    and cap and cap >= 0 and cap < depth and skew and math.abs(skew) < depth and index_ts
+    and long_units and short_units and pseq and fee_bps) then
+  return rej('instrument_bounds')
+end
+local status = ins[6] or 'open'
+if status == 'halted' then return rej('halted') end
+if status ~= 'open' then return rej('instrument_closed') end
+if max_age > 0 and now - index_ts > max_age then return rej('stale_index') end
+
+local w = redis.call('HMGET', KEYS[2], 'available', 'locked', 'district')
+if not w[1] then return rej('no_wallet') end
+local available, locked = tonumber(w[1]), tonumber(w[2] or '0')
+if (w[3] or '') ~= ARGV[9] then return rej('district_mismatch') end
+
+local q = qty
+if side == 'short' then q = -qty end
+local new_skew = skew + q
+if math.abs(new_skew) > cap then return rej('skew_cap') end
+
+local two_s = 2 * depth
+local price_num = index * (two_s + 2 * skew + q)          -- F * 2S
+local limit = acceptable * two_s
+if (q > 0 and price_num > limit) or (q < 0 and price_num < limit) then
+  return rej('slippage')
+end
+local notional, price
+if q > 0 then
+  notional = ceil_div(qty * price_num, two_s)
+  price = ceil_div(price_num, two_s)
+else
+  notional = floor_div(qty * price_num, two_s)
+  price = floor_div(price_num, two_s)
+end
+if price < 1 then price = 1 end
+local fee = ceil_div(notional * fee_bps, 10000)
+local margin = ceil_div(notional, lev)
+if available < margin + fee then return rej('insufficient_funds') end
+
+-- Accepted: from here on every key changes.
+local trade_id = redis.call('HINCRBY', KEYS[5], 'trade', 1)
+local pos_id = redis.call('HINCRBY', KEYS[5], 'position', 1)
+local s_user, s_iid, s_pos, s_trade = fmt(user), fmt(iid), fmt(pos_id), fmt(trade_id)
+
+available = available - margin - fee
+locked = locked + margin
+local equity = available + locked
+redis.call('HSET', KEYS[2], 'available', fmt(available), 'locked', fmt(locked),
+  'equity', fmt(equity), 'seq', s_trade)
+local house_available = redis.call('HINCRBY', KEYS[3], 'available', fmt(fee))
+redis.call('HSET', KEYS[3], 'seq', s_trade)
+
+if q > 0 then long_units = long_units + qty else short_units = short_units + qty end
+pseq = pseq + 1
+redis.call('HSET', KEYS[1], 'skew', fmt(new_skew), 'long', fmt(long_units),
+  'short', fmt(short_units), 'pseq', fmt(pseq))
+local mark = floor_div(index * (depth + new_skew), depth)
+
+redis.call('HSET', KEYS[6] .. s_pos, 'user', s_user, 'instrument', s_iid, 'side', side,
+  'qty', fmt(qty), 'entry_price', fmt(price), 'entry_notional', fmt(notional),
+  'margin', fmt(margin), 'leverage', fmt(lev), 'status', 'open', 'realised_pnl', '0',
+  'seq', s_trade, 'opened_ts', fmt(now))
+
+local entry = {'trade_id', s_trade, 'kind', 'open', 'user_id', s_user,
+  'position_id', s_pos, 'instrument_id', s_iid, 'side', side, 'qty', fmt(qty),
+  'price', fmt(price), 'notional', fmt(notional), 'fee', fmt(fee), 'margin', fmt(margin),
+  'realised_pnl', '0', 'payout', '0', 'leverage', fmt(lev), 'index_price', fmt(index),
+  'skew_after', fmt(new_skew), 'idempotency_key', ARGV[7], 'request_hash', request_hash,
+  'ts', fmt(now), 'pos_qty', fmt(qty), 'pos_entry_price', fmt(price),
+  'pos_entry_notional', fmt(notional), 'pos_margin', fmt(margin), 'pos_realised_pnl', '0',
+  'pos_status', 'open', 'pos_seq', s_trade, 'pos_opened_ts', fmt(now), 'pos_closed_ts', '',
+  'w_available', fmt(available), 'w_locked', fmt(locked),
+  'house_available', fmt(house_available)}
+redis.call('XADD', KEYS[7], '*', unpack(entry))
+
+redis.call('SADD', KEYS[8], 'w:' .. s_user, 'w:0', 'p:' .. s_pos, 'i:' .. s_iid)
+redis.call('ZADD', KEYS[9], fmt(equity), s_user)
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[10], fmt(equity), s_user) end
+redis.call('PUBLISH', ARGV[13], cmsgpack.pack({type = 'PRICE_UPDATE', id = iid, price = mark,
+  index = index, skew = new_skew, seq = pseq, ts = now}))
+
+local reply = {'ok', '0', 'mark', fmt(mark), unpack(entry)}
+redis.call('HSET', KEYS[4], 'hash', request_hash, 'reply', cmsgpack.pack(reply),
+  'trade', s_trade)
+redis.call('PEXPIRE', KEYS[4], ttl)
+return reply

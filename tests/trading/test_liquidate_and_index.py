@@ -1,0 +1,212 @@
+"""position_liquidate.lua and index_update.lua through their wrappers: effects and every rejection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+
+from ftl.trading import amm
+from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
+from tests.trading.conftest import MAX_AGE_MS, NOW, World
+from tests.trading.support import decode
+
+OPEN: dict[str, Any] = {
+    "user_id": 1, "instrument_id": 1, "side": "long", "qty": 1_000, "leverage": 5,
+    "acceptable_price": 2_000, "idempotency_key": "o1",
+}  # fmt: skip
+LIQ: dict[str, Any] = {"position_id": 1, "user_id": 1, "instrument_id": 1}
+
+
+async def opened(world: World, **changes: Any) -> OpenResult:
+    order = {**OPEN, **changes}
+    got = await world.trading.open(now=NOW, **order)
+    assert got == world.model.open(now=NOW, **order)
+    assert isinstance(got, OpenResult)
+    return got
+
+
+async def index_both(world: World, **args: Any) -> IndexResult | Rejected:
+    got = await world.trading.update_index(**args)
+    assert got == world.model.update_index(**args)
+    return got
+
+
+async def liquidate_both(world: World, **changes: Any) -> CloseResult | Rejected:
+    args = {**LIQ, **changes}
+    got = await world.trading.liquidate(now=NOW, **args)
+    assert got == world.model.liquidate(now=NOW, **args)
+    return got
+
+
+async def test_liquidation_closes_an_underwater_position(world: World) -> None:
+    o = await opened(world)
+    assert await liquidate_both(world) == Rejected("not_liquidatable")
+    # a long at 5x: margin ~20 %; a fall of ~17 % puts equity below 5 % of the value
+    p = amm.liquidation_price("long", 1_000, o.notional, o.margin, 500)
+    assert p is not None
+    new_index = p * 10_000 // (10_000 + 1_000) - 1  # the mark at skew 1000 is index * 1.1
+    assert isinstance(await index_both(world, instrument_id=1, index_price=new_index, ts=NOW), IndexResult)
+    res = await liquidate_both(world)
+    assert isinstance(res, CloseResult)
+    assert (res.kind, res.status, res.qty, res.remaining_qty, res.skew) == (
+        "liquidation",
+        "liquidated",
+        1_000,
+        0,
+        0,
+    )
+    assert res.locked == 0 and res.available >= 0
+    c, k = world.client, world.keys
+    pos = decode(await c.hgetall(k.position(1)))
+    assert (pos["status"], pos["qty"], pos["margin"]) == ("liquidated", "0", "0")
+    entries = [decode(e[1]) for e in await c.xrange(k.outbox)]
+    assert entries == world.model.outbox
+    assert entries[-1]["kind"] == "liquidation" and entries[-1]["idempotency_key"] == ""
+    assert world.model.total_money() == 1_500_000
+    before = await world.snapshot()
+    assert await liquidate_both(world) == Rejected("not_open")
+    assert await world.snapshot() == before
+
+
+async def test_liquidate_position_reads_owner_instrument_and_district(world: World) -> None:
+    o = await opened(world, user_id=2, instrument_id=2, qty=500, acceptable_price=10**6, district_id=7)
+    assert await world.trading.liquidate_position(o.position_id, now=NOW) == Rejected("not_liquidatable")
+    assert await world.trading.liquidate_position(99, now=NOW) == Rejected("not_found")
+    await index_both(world, instrument_id=2, index_price=1_000, ts=NOW)
+    res = await world.trading.liquidate_position(o.position_id, now=NOW)
+    assert res == world.model.liquidate(position_id=o.position_id, user_id=2, instrument_id=2, now=NOW,
+                                        district_id=7)  # fmt: skip
+    assert isinstance(res, CloseResult) and res.kind == "liquidation"
+    assert await world.client.zscore(world.keys.leaderboard_district(7), "2") == res.equity
+
+
+async def _halt(world: World) -> None:
+    await world.client.hset(world.keys.instrument(1), "status", "halted")
+    world.model.instruments[1].status = "halted"
+
+
+async def _closed(world: World) -> None:
+    await world.client.hset(world.keys.instrument(1), "status", "closed")
+    world.model.instruments[1].status = "closed"
+
+
+async def _stale(world: World) -> None:
+    ts = NOW - MAX_AGE_MS - 1
+    await world.client.hset(world.keys.instrument(1), "index_ts", ts)
+    world.model.instruments[1].index_ts = ts
+
+
+async def _bad_cap(world: World) -> None:
+    await world.client.hset(world.keys.instrument(1), "cap", 10_000)
+    world.model.instruments[1].cap = 10_000
+
+
+async def _crash(world: World) -> None:
+    await index_both(world, instrument_id=1, index_price=100, ts=NOW)
+
+
+async def _crash_and_squeeze(world: World) -> None:
+    await _crash(world)
+    await world.client.hset(world.keys.instrument(1), "skew", -4_500)  # closing 1000 longs: -5500
+    world.model.instruments[1].skew = -4_500
+
+
+async def _no_wallet(world: World) -> None:
+    await _crash(world)
+    await world.client.delete(world.keys.wallet(1))
+    del world.model.wallets[1]
+
+
+async def _nothing(world: World) -> None:
+    return None
+
+
+REJECTIONS: list[tuple[str, dict[str, Any], Any]] = [
+    ("bad_user", {"user_id": 0}, _nothing),
+    ("bad_args", {"position_id": 0}, _nothing),
+    ("not_found", {"position_id": 5}, _nothing),
+    ("not_owner", {"user_id": 2}, _nothing),
+    ("wrong_instrument", {"instrument_id": 2}, _nothing),
+    ("unknown_instrument", {}, _nothing),
+    ("instrument_bounds", {}, _bad_cap),
+    ("halted", {}, _halt),
+    ("instrument_closed", {}, _closed),
+    ("stale_index", {}, _stale),
+    ("no_wallet", {}, _no_wallet),
+    ("district_mismatch", {"district_id": 7}, _crash),
+    ("not_liquidatable", {}, _nothing),
+    ("skew_cap", {}, _crash_and_squeeze),
+]
+
+
+@pytest.mark.parametrize(("code", "changes", "prepare"), REJECTIONS, ids=[r[0] for r in REJECTIONS])
+async def test_every_liquidation_rejection_changes_no_key(
+    world: World, code: str, changes: dict[str, Any], prepare: Any
+) -> None:
+    await opened(world)
+    await prepare(world)
+    if code == "unknown_instrument":
+        await world.client.delete(world.keys.instrument(1))
+        del world.model.instruments[1]
+    before = await world.snapshot()
+    assert await liquidate_both(world, **changes) == Rejected(code)
+    assert await world.snapshot() == before
+
+
+async def test_index_update_moves_no_money_and_publishes(world: World) -> None:
+    await opened(world, qty=100)
+    c, k = world.client, world.keys
+    wallets = (await c.hgetall(k.wallet(1)), await c.hgetall(k.wallet(0)))
+    pubsub = c.pubsub()
+    await pubsub.subscribe(k.price_channel(1))
+    await pubsub.get_message(timeout=5)
+    res = await index_both(world, instrument_id=1, index_price=1_200, ts=NOW + 2_000)
+    assert res == IndexResult(instrument_id=1, index=1_200, index_ts=NOW + 2_000, status="open", skew=100,
+                              mark=1_212, pseq=2)  # fmt: skip
+    assert (await c.hgetall(k.wallet(1)), await c.hgetall(k.wallet(0))) == wallets
+    ins = decode(await c.hgetall(k.instrument(1)))
+    assert (ins["index"], ins["index_ts"], ins["pseq"]) == ("1200", str(NOW + 2_000), "2")
+    assert b"i:1" in await c.smembers(k.dirty)
+    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+    assert msg is not None and len(msg["data"]) <= 93
+    assert msgpack.unpackb(msg["data"]) == {
+        "type": "PRICE_UPDATE", "id": 1, "price": 1_212, "index": 1_200, "skew": 100, "seq": 2,
+        "ts": NOW + 2_000,
+    }  # fmt: skip
+    await pubsub.aclose()
+
+
+async def test_halt_and_reopen_keep_the_index(world: World) -> None:
+    res = await index_both(world, instrument_id=1, index_price=None, status="halted")
+    assert isinstance(res, IndexResult) and (res.status, res.index, res.index_ts) == ("halted", 1000, NOW)
+    assert await world.trading.open(now=NOW, **OPEN) == Rejected("halted")
+    res = await index_both(world, instrument_id=1, index_price=1_100, ts=NOW + 1, status="open")
+    assert isinstance(res, IndexResult) and (res.status, res.index) == ("open", 1_100)
+
+
+INDEX_REJECTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("bad_args", {"instrument_id": 0, "index_price": 10, "ts": NOW}),
+    ("bad_args", {"instrument_id": 1, "index_price": None}),
+    ("bad_price", {"instrument_id": 1, "index_price": 0, "ts": NOW}),
+    ("bad_price", {"instrument_id": 1, "index_price": amm.MAX_PRICE + 1, "ts": NOW}),
+    ("bad_status", {"instrument_id": 1, "index_price": None, "status": "paused"}),
+    ("unknown_instrument", {"instrument_id": 9, "index_price": 10, "ts": NOW}),
+    ("stale_tick", {"instrument_id": 1, "index_price": 10, "ts": NOW - 1}),
+]
+
+
+@pytest.mark.parametrize(("code", "args"), INDEX_REJECTIONS, ids=[r[0] for r in INDEX_REJECTIONS])
+async def test_every_index_rejection_changes_no_key(world: World, code: str, args: dict[str, Any]) -> None:
+    before = await world.snapshot()
+    assert await index_both(world, **args) == Rejected(code)
+    assert await world.snapshot() == before
+
+
+async def test_index_update_refuses_a_broken_instrument(world: World) -> None:
+    await world.client.hset(world.keys.instrument(1), "depth", 0)
+    before = await world.snapshot()
+    got = await world.trading.update_index(instrument_id=1, index_price=10, ts=NOW)
+    assert got == Rejected("instrument_bounds")
+    assert await world.snapshot() == before
