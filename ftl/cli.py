@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         help="apply pending sql/ migrations",
         description="Apply pending sql/ migrations in order, each in a transaction.",
     )
+    seed = sub.add_parser(
+        "seed",
+        help="load a squad file (Sportmonks shape) as instruments",
+        description="Upsert instruments from a squad file (default: the bundled 48 demo squads) into "
+        "PostgreSQL, and into Redis when FTL_REDIS_URL is set (else at the next start).",
+    )
+    seed.add_argument("--file", default=None, help="squads JSON file (default: bundled demo squads)")
     sub.add_parser(
         "healthcheck",
         help="exit 0 when this role's /healthz answers (container HEALTHCHECK)",
@@ -108,6 +115,50 @@ def _migrate(settings: config.Settings) -> int:
     return 0
 
 
+def _seed(settings: config.Settings, path: str | None) -> int:
+    from ftl.trading.seed import demo_seeds, squad_file_seeds
+
+    seeds = demo_seeds() if path is None else squad_file_seeds(path)
+
+    async def write(database_url: str) -> None:
+        from ftl.trading.seed import write_instruments
+
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await write_instruments(conn, seeds)
+        if settings.redis_url:
+            from ftl.stores import Stores
+            from ftl.trading.seed import load_hot_instruments
+
+            stores = await Stores.open(settings, settings.redis_url, database_url)
+            try:
+                await load_hot_instruments(stores)
+            finally:
+                await stores.close()
+
+    import psycopg
+
+    if settings.database_url:
+        asyncio.run(write(settings.database_url))
+    else:
+        from ftl.persistence.embedded import DataDirBusy, DataDirLock, EmbeddedPostgres
+
+        lock = DataDirLock(settings.data_dir)
+        try:
+            lock.acquire()
+        except DataDirBusy as exc:
+            print(f"ftl: {exc}", file=sys.stderr)
+            return 2
+        server = EmbeddedPostgres(settings.data_dir)
+        try:
+            asyncio.run(server.start())
+            asyncio.run(write(server.url))
+        finally:
+            server.stop()
+            lock.release()
+    print(f"seeded {len(seeds)} instruments")
+    return 0
+
+
 def _healthcheck(settings: config.Settings) -> int:
     import urllib.error
     import urllib.request
@@ -133,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(settings, settings.role, auto_migrate=False)
     if args.command == "migrate":
         return _migrate(_settings())
+    if args.command == "seed":
+        return _seed(_settings(), args.file)
     if args.command == "healthcheck":
         return _healthcheck(_settings())
     if args.command == "dev":

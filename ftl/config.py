@@ -49,6 +49,12 @@ class Settings:
     drain_s: float = 1.0
     redis_prefix: str = ""
     log_level: str = "info"
+    fee_bps: int = 10
+    mm_bps: int = 500
+    max_index_age_s: int = 0
+    ws_workers: int = 1
+    replay_speed: float = 10.0
+    seed_demo: bool = True
 
     @property
     def production(self) -> bool:
@@ -138,6 +144,15 @@ def _jwt_keys(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(keys)
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -193,6 +208,12 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         start_balance=r.get("FTL_START_BALANCE", 1_000_000, _int_range(0, 10**12)),
         drain_s=r.get("FTL_DRAIN_S", 1.0, _float_range(0.0, 60.0)),
         redis_prefix=r.get("FTL_REDIS_PREFIX", "", _prefix),
+        fee_bps=r.get("FTL_FEE_BPS", 10, _int_range(0, 1000)),
+        mm_bps=r.get("FTL_MM_BPS", 500, _int_range(0, 10_000)),
+        replay_speed=r.get("FTL_REPLAY_SPEED", 10.0, _float_range(0.1, 1000.0)),
+        seed_demo=r.get("FTL_SEED_DEMO", not production, _bool),
+        ws_workers=r.get("FTL_WS_WORKERS", 2 if production else 1, _int_range(1, 16)),
+        max_index_age_s=r.get("FTL_MAX_INDEX_AGE_S", 0, _int_range(0, 86_400)),
         log_level=r.get("FTL_LOG_LEVEL", "info", _choice(("debug", "info", "warning", "error"))),
     )
     if overrides:

@@ -15,14 +15,20 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import redis.asyncio as aioredis
+from starlette.applications import Starlette
 
+from ftl.config import Settings
+from ftl.health import Health
 from ftl.persistence.embedded import EmbeddedPostgres, EmbeddedRedis
 from ftl.persistence.keys import Keys
 from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.scripts import Scripts
+from ftl.stores import Stores
+from ftl.web.api import build_api
 
 _SERVER_FIXTURES = {"redis_url", "pg_server_url", "database_url"}
 
@@ -124,3 +130,48 @@ async def scripts(redis_client: aioredis.Redis) -> Scripts:
     loaded = Scripts(redis_client)
     await loaded.load_all()
     return loaded
+
+
+@pytest.fixture
+def settings(keys: Keys, tmp_path: Path) -> Settings:
+    """Settings of one test: its own Redis prefix and data dir, a fixed JWT key. Override per package."""
+    return Settings(
+        env="test",
+        data_dir=tmp_path,
+        redis_prefix=keys.prefix,
+        jwt_keys=(("test-1", secrets.token_urlsafe(32)),),
+    )
+
+
+@pytest.fixture
+async def stores(
+    settings: Settings,
+    redis_url: str,
+    database_url: str,
+    redis_client: aioredis.Redis,
+    anyio_backend: str,
+) -> AsyncIterator[Stores]:
+    """A real ``Stores`` on the test servers, prefixed like ``keys`` (its keys are removed afterwards)."""
+    opened = await Stores.open(
+        settings.replace(redis_url=redis_url, database_url=database_url), redis_url, database_url
+    )
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def api_app(stores: Stores) -> AsyncIterator[Starlette]:
+    """The api role's app (``build_api``) with its lifespan running."""
+    app = build_api(stores, Health())
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def api(api_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the api app (in process, client address 127.0.0.1)."""
+    transport = httpx.ASGITransport(app=api_app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client

@@ -85,7 +85,7 @@ def test_wheel_installs_and_runs_roles_and_migrate(tmp_path: Path, pg_server_url
             check=True,
             timeout=60,
         )
-        assert "all: embedded -> stores -> api -> ws -> flusher" in roles.stdout
+        assert "all: embedded -> stores -> api -> prices -> ws -> flusher" in roles.stdout
         mig = subprocess.run(
             [str(ftl), "migrate"],
             cwd=tmp_path,

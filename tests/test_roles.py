@@ -9,9 +9,9 @@ from ftl.runtime import roles
 
 
 def test_roles_resolve_dependencies_first() -> None:
-    assert roles.resolve("api") == ["embedded", "stores", "api"]
+    assert roles.resolve("api") == ["embedded", "stores", "api", "prices"]
     assert roles.resolve("flusher") == ["embedded", "stores", "flusher"]
-    assert roles.resolve("all") == ["embedded", "stores", "api", "ws", "flusher"]
+    assert roles.resolve("all") == ["embedded", "stores", "api", "prices", "ws", "flusher"]
 
 
 def test_unknown_role() -> None:
@@ -22,7 +22,7 @@ def test_unknown_role() -> None:
 def test_ftl_roles_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["roles"]) == 0
     out = capsys.readouterr().out
-    assert "all: embedded -> stores -> api -> ws -> flusher" in out
+    assert "all: embedded -> stores -> api -> prices -> ws -> flusher" in out
     assert "flusher: embedded -> stores -> flusher" in out
 
 

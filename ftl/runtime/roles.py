@@ -6,22 +6,24 @@ from __future__ import annotations
 MODULES: dict[str, tuple[tuple[str, ...], str]] = {
     "embedded": ((), "ftl.runtime.services:EmbeddedServers"),
     "stores": (("embedded",), "ftl.runtime.services:StoresService"),
+    "prices": (("stores",), "ftl.runtime.services:PricesService"),
     "api": (("stores",), "ftl.runtime.web_services:ApiService"),
     "ws": (("stores",), "ftl.runtime.web_services:WsService"),
     "flusher": (("stores",), "ftl.runtime.services:FlusherService"),
 }
 
 ROLES: dict[str, tuple[str, ...]] = {
-    "api": ("api",),
+    "api": ("api", "prices"),
     "ws": ("ws",),
     "flusher": ("flusher",),
-    "all": ("api", "ws", "flusher"),
+    "all": ("api", "prices", "ws", "flusher"),
 }
 
 DESCRIPTIONS: dict[str, str] = {
     "embedded": "embedded redis-server and PostgreSQL when FTL_REDIS_URL/FTL_DATABASE_URL are unset",
     "stores": "Redis client with every Lua script loaded; PostgreSQL pool; migration check",
-    "api": "REST API, auth and the Sportmonks poller on FTL_API_PORT (8080)",
+    "prices": "price feed (Sportmonks or replay) polled by one replica: index moves, ticks",
+    "api": "REST API and auth on FTL_API_PORT (8080)",
     "ws": "WebSocket fan-out of PRICE_UPDATE frames on FTL_WS_PORT (8081)",
     "flusher": "Redis to PostgreSQL flusher, sweeps and recovery; health on FTL_FLUSHER_PORT (8082)",
 }

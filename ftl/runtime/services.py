@@ -13,6 +13,19 @@ from ftl.stores import Stores
 log = logs.get(__name__)
 
 
+async def _seed_demo_once(stores: Stores) -> None:
+    """Local work: the bundled 48 squads become instruments when there are none yet."""
+    async with stores.pg.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM instruments")
+        row = await cur.fetchone()
+    if row is not None and row[0] == 0:
+        from ftl.trading.seed import demo_seeds, write_instruments
+
+        async with stores.pg.connection() as conn:
+            n = await write_instruments(conn, demo_seeds())
+        log.info("demo instruments seeded", instruments=n)
+
+
 class EmbeddedServers:
     """Starts redis-server and PostgreSQL from their wheels when no URL is configured."""
 
@@ -87,6 +100,8 @@ class StoresService:
         stores = await Stores.open(rt.settings, rt.redis_url, rt.database_url, migrate=rt.auto_migrate)
         stores.register_checks(rt.health)
         rt.stores_ = stores
+        if rt.settings.seed_demo:
+            await _seed_demo_once(stores)
 
     async def run(self) -> None:
         await self._stopped.wait()
@@ -95,6 +110,27 @@ class StoresService:
         self._stopped.set()
         if self.runtime.stores_ is not None:
             await self.runtime.stores_.close()
+
+
+class PricesService:
+    """The api role's price feed (FTL_FEED); one replica polls at a time (leader lock)."""
+
+    name = "prices"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        pass
+
+    async def run(self) -> None:
+        from ftl.pricing.runner import PriceFeed
+
+        await PriceFeed(self.runtime.stores).run(self._stopped)
+
+    async def stop(self) -> None:
+        self._stopped.set()
 
 
 class FlusherService:

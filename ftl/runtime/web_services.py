@@ -1,9 +1,14 @@
-"""Modules that serve HTTP with starlette and hypercorn: the api and ws roles."""
+"""Modules that serve HTTP: the api role (starlette on hypercorn) and the ws role (picows)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ftl.runtime.context import Runtime
 from ftl.web.server import AsgiServer
+
+if TYPE_CHECKING:
+    from ftl.realtime.replica import Replica
 
 
 class ApiService:
@@ -30,23 +35,27 @@ class ApiService:
 
 
 class WsService:
+    """The ws role: a picows server (not hypercorn) with ``workers`` processes on FTL_WS_PORT."""
+
     name = "ws"
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, workers: int | None = None) -> None:
         self.runtime = runtime
-        self.server: AsgiServer | None = None
+        self.workers = workers if workers is not None else runtime.settings.ws_workers
+        self.replica: Replica | None = None
 
     async def start(self) -> None:
-        from ftl.realtime.app import build_ws_app
+        from ftl.realtime.replica import Replica
 
         rt = self.runtime
-        app = build_ws_app(rt.stores, rt.health)
-        self.server = AsgiServer(app, rt.settings.host, rt.settings.ws_port, "ws")
+        assert rt.redis_url is not None
+        self.replica = Replica(rt.settings, rt.stores.redis, rt.redis_url, rt.health, workers=self.workers)
+        await self.replica.start()
 
     async def run(self) -> None:
-        assert self.server is not None
-        await self.server.run()
+        assert self.replica is not None
+        await self.replica.run()
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
+        if self.replica is not None:
+            await self.replica.stop()

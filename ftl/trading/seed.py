@@ -96,3 +96,26 @@ async def seed(stores: Stores, seeds: Iterable[InstrumentSeed]) -> tuple[int, in
     async with stores.pg.connection() as conn:
         written = await write_instruments(conn, seeds)
     return written, await load_hot_instruments(stores)
+
+
+def demo_seeds() -> list[InstrumentSeed]:
+    """The bundled demo squads (48 teams of 26) as instruments; instrument id = player id."""
+    from ftl.pricing.demo import load_squads
+
+    return [
+        InstrumentSeed(p.player_id, p.player_id, p.name, p.team, p.position, p.index_price)
+        for p in load_squads()
+    ]
+
+
+def squad_file_seeds(path: str) -> list[InstrumentSeed]:
+    """Instruments from a squads file in the bundled file's shape."""
+    import json
+    from pathlib import Path
+
+    from ftl.pricing.demo import parse_squads
+
+    players = parse_squads(json.loads(Path(path).read_text()))
+    return [
+        InstrumentSeed(p.player_id, p.player_id, p.name, p.team, p.position, p.index_price) for p in players
+    ]

@@ -84,6 +84,28 @@ def wallet_json(result: OpenResult | CloseResult) -> dict[str, int]:
     return {"available": result.available, "locked": result.locked, "equity": result.equity}
 
 
+class Traders:
+    """Who is trading: the user of a verified token and his district (cached per process)."""
+
+    def __init__(self, stores: Stores, limit: int = 200_000) -> None:
+        self.stores = stores
+        self.limit = limit
+        self._districts: dict[int, int | None] = {}
+
+    async def of(self, user_id: int) -> Trader:
+        if user_id in self._districts:
+            return Trader(user_id, self._districts[user_id])
+        async with self.stores.pg.connection() as conn:
+            cur = await conn.execute("SELECT district_id FROM users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise ApiError(401, "unknown_user", "the user of this token does not exist")
+        if len(self._districts) >= self.limit:
+            self._districts.clear()
+        self._districts[user_id] = row[0]
+        return Trader(user_id, row[0])
+
+
 class TradeService:
     """Opens and closes positions for one authenticated trader."""
 

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.routing import BaseRoute
 
+from ftl.auth.deps import current_user
+from ftl.auth.routes import auth_routes, mount_auth
+from ftl.auth.service import AuthService
 from ftl.health import Health
+from ftl.pricing.routes import pricing_routes
 from ftl.stores import Stores
+from ftl.trading.routes import trading_routes
+from ftl.trading.scripts import TradingConfig, TradingScripts
+from ftl.trading.service import Trader, Traders
 from ftl.web.errors import EXCEPTION_HANDLERS
 from ftl.web.health_routes import health_routes
 
 
 def build_api(stores: Stores, health: Health) -> Starlette:
-    routes: list[BaseRoute] = [*health_routes(health)]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    auth = AuthService.create(stores)
+    s = stores.settings
+    scripts = TradingScripts(
+        stores.scripts,
+        stores.keys,
+        TradingConfig(fee_bps=s.fee_bps, mm_bps=s.mm_bps, max_index_age_ms=s.max_index_age_s * 1000),
+    )
+    traders = Traders(stores)
+
+    async def authenticate(request: Request) -> Trader:
+        principal = await current_user(request)
+        return await traders.of(principal.user_id)
+
+    routes: list[BaseRoute] = [
+        *health_routes(health),
+        *auth_routes(),
+        *trading_routes(stores, scripts, authenticate),
+        *pricing_routes(stores, authenticate),
+    ]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=auth.lifespan)
+    mount_auth(app, auth)
+    return app

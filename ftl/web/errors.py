@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import psycopg_pool
+import redis.exceptions
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,8 +68,26 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     return error_response(500, "internal", "internal error; it has been logged")
 
 
+async def database_down_handler(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", path=request.url.path, error=repr(exc))
+    return error_response(
+        503, "database_unavailable", "the database does not answer; retry soon", {"Retry-After": "1"}
+    )
+
+
+async def redis_down_handler(request: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable", path=request.url.path, error=repr(exc))
+    return error_response(
+        503, "cache_unavailable", "the trading engine does not answer; retry soon", {"Retry-After": "1"}
+    )
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: api_error_handler,
+    psycopg.OperationalError: database_down_handler,
+    psycopg_pool.PoolTimeout: database_down_handler,
+    redis.exceptions.ConnectionError: redis_down_handler,
+    redis.exceptions.TimeoutError: redis_down_handler,
     HTTPException: http_error_handler,
     Exception: unexpected_error_handler,
 }

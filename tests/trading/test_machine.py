@@ -233,7 +233,7 @@ class TradingMachine(RuleBasedStateMachine):
         change = closed.available + closed.locked - money
         fees = opened.fee + closed.fee
         assert change <= 0, "a round trip at a constant index made a profit"
-        assert -fees - 2 <= change
+        assert -fees - 2 <= change, (opened, closed, fees, change)
         if closed.payout > 0:
             assert change <= -fees
 

@@ -1,0 +1,103 @@
+"""Strict JSON bodies of the auth endpoints: an object, known fields, exact types, bounded size."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from starlette.requests import Request
+
+from ftl.web.errors import ApiError
+
+# Room for an oversized token to reach the token check (and its specific 401), not much more.
+MAX_BODY = 128 * 1024
+MAX_INT = 2**31 - 1
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_field", f"{field}: {message}", extra={"field": field})
+
+
+async def read_object(
+    request: Request, allowed: Collection[str], required: Collection[str]
+) -> dict[str, Any]:
+    """The body as a JSON object with only ``allowed`` keys and every ``required`` one."""
+    ctype = request.headers.get("content-type", "")
+    if ctype and "json" not in ctype.lower():
+        raise ApiError(415, "unsupported_media_type", "send application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request body over {MAX_BODY} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "body_too_large", f"request body over {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw, parse_constant=_no_constant) if raw else None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_json", "request body must be a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(
+            422, "unknown_field", f"unknown field(s): {', '.join(unknown)}", extra={"field": unknown[0]}
+        )
+    missing = [name for name in required if name not in body]
+    if missing:
+        raise ApiError(
+            422, "missing_field", f"missing field(s): {', '.join(missing)}", extra={"field": missing[0]}
+        )
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def token_field(body: dict[str, Any], name: str) -> str:
+    """A token-bearing string field; its content is judged by the token check (401), not here."""
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise invalid(name, "must be a string")
+    return value
+
+
+def optional_str(body: dict[str, Any], name: str, max_len: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid(name, "must be a string")
+    if len(value) > max_len:
+        raise invalid(name, f"must be at most {max_len} characters")
+    return value
+
+
+def district(body: dict[str, Any]) -> int | None:
+    value = body.get("district_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid("district_id", "must be an integer")
+    if not 1 <= value <= MAX_INT:
+        raise ApiError(
+            422,
+            "out_of_range",
+            f"district_id: must be between 1 and {MAX_INT}",
+            extra={"field": "district_id"},
+        )
+    return value
+
+
+def email(body: dict[str, Any]) -> str:
+    value = body.get("email")
+    if not isinstance(value, str):
+        raise invalid("email", "must be a string")
+    value = value.strip().lower()
+    local, at, domain = value.partition("@")
+    if not at or not local or not domain or len(value) > 320 or any(c.isspace() for c in value):
+        raise invalid("email", "must be an email address")
+    return value

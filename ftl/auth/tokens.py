@@ -1,0 +1,144 @@
+"""Our access and refresh JWTs: HS256, kid in the header, a ``typ`` claim keeping the two apart."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, TypeGuard
+
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, JoseError
+
+from ftl.auth.failures import require, token_error, unverified_header
+from ftl.auth.keyring import KeyRing
+from ftl.auth.principal import Principal
+
+ISSUER = "ftl"
+ALG = "HS256"
+CLOCK_SKEW_S = 60
+Kind = Literal["access", "refresh"]
+
+
+@dataclass(frozen=True, slots=True)
+class OurClaims:
+    """The verified claims of one of our tokens."""
+
+    kind: Kind
+    user_id: int
+    jti: str
+    family: str | None
+    issued_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedRefresh:
+    token: str
+    jti: uuid.UUID
+    family: uuid.UUID
+    expires_at: int
+
+
+class Tokens:
+    """Signs with the newest key of the ring; verifies with any key still listed."""
+
+    def __init__(self, ring: KeyRing, access_ttl_s: int, refresh_ttl_s: int) -> None:
+        self.ring = ring
+        self.access_ttl_s = access_ttl_s
+        self.refresh_ttl_s = refresh_ttl_s
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        header = {"alg": ALG, "kid": self.ring.signing_kid}
+        return jwt.encode(header, claims, self.ring.signing_key, algorithms=[ALG])
+
+    def issue_access(self, user_id: int, now: int | None = None) -> str:
+        iat = int(time.time()) if now is None else now
+        return self._sign(
+            {
+                "iss": ISSUER,
+                "typ": "access",
+                "sub": str(user_id),
+                "jti": uuid.uuid4().hex,
+                "iat": iat,
+                "exp": iat + self.access_ttl_s,
+            }
+        )
+
+    def issue_refresh(self, user_id: int, family: uuid.UUID, now: int | None = None) -> IssuedRefresh:
+        iat = int(time.time()) if now is None else now
+        jti = uuid.uuid4()
+        exp = iat + self.refresh_ttl_s
+        token = self._sign(
+            {
+                "iss": ISSUER,
+                "typ": "refresh",
+                "sub": str(user_id),
+                "jti": str(jti),
+                "fam": str(family),
+                "iat": iat,
+                "exp": exp,
+            }
+        )
+        return IssuedRefresh(token, jti, family, exp)
+
+    def verify(self, token: object, kind: Kind, *, check_exp: bool = True) -> OurClaims:
+        """Signature, issuer, kind and times of one of our tokens; 401 ApiError otherwise."""
+        header = unverified_header(token)
+        kid = require(header, ALG)
+        key = self.ring.get(kid)
+        if key is None:
+            raise token_error("unknown_key", "the token was signed by a key we no longer accept")
+        assert isinstance(token, str)
+        try:
+            claims = jwt.decode(token, key, algorithms=[ALG]).claims
+        except BadSignatureError:
+            raise token_error("bad_signature", "the token signature does not verify") from None
+        except (JoseError, ValueError, TypeError):
+            raise token_error("malformed_token", "the token could not be decoded") from None
+        return _check(claims, kind, check_exp)
+
+    def verify_access(self, token: object) -> Principal:
+        claims = self.verify(token, "access")
+        return Principal(claims.user_id, claims.expires_at)
+
+
+def _check(claims: dict[str, Any], kind: Kind, check_exp: bool) -> OurClaims:
+    if claims.get("iss") != ISSUER:
+        raise token_error("wrong_issuer", "the token was not issued by this service")
+    typ = claims.get("typ")
+    if typ != kind:
+        raise token_error("wrong_token_type", f"expected a {kind} token, got {typ!r}")
+    sub, jti, fam = claims.get("sub"), claims.get("jti"), claims.get("fam")
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if (
+        not isinstance(sub, str)
+        or not sub.isdigit()
+        or len(sub) > 18
+        or not isinstance(jti, str)
+        or not _is_int(iat)
+        or not _is_int(exp)
+        or (kind == "refresh" and not _is_uuid(fam))
+        or (kind == "refresh" and not _is_uuid(jti))
+    ):
+        raise token_error("invalid_claims", "the token lacks required claims")
+    now = int(time.time())
+    if check_exp and exp <= now:
+        raise token_error("token_expired", f"the {kind} token has expired")
+    if iat > now + CLOCK_SKEW_S:
+        raise token_error("token_not_yet_valid", "the token was issued in the future")
+    return OurClaims(kind, int(sub), jti, fam if isinstance(fam, str) else None, iat, exp)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str) or len(value) > 64:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

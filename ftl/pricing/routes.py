@@ -1,0 +1,28 @@
+"""``GET /api/instruments/{id}/ticks``: the index price history of one instrument."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ftl.pricing.ticks import read_ticks
+from ftl.stores import Stores
+from ftl.web import validate as v
+
+MAX_MS = 2**53 - 1
+
+
+def pricing_routes(stores: Stores, authenticate: Callable[[Request], Awaitable[Any]]) -> list[BaseRoute]:
+    async def ticks(request: Request) -> Response:
+        await authenticate(request)
+        iid = v.path_id(request)
+        limit = v.query_int(request, "limit", 100, 1, 1000) or 100
+        before = v.query_int(request, "before", None, 1, MAX_MS)
+        async with stores.pg.connection() as conn:
+            return JSONResponse(await read_ticks(conn, iid, limit=limit, before=before))
+
+    return [Route("/api/instruments/{id}/ticks", ticks, methods=["GET"])]

@@ -1,0 +1,76 @@
+"""The api role's price feed: poll (one replica at a time), normalise, move indexes, record ticks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from ftl import logs
+from ftl.persistence.leader import LeaderLock
+from ftl.pricing import demo, ticks
+from ftl.pricing.feed import open_feed
+from ftl.pricing.model import IndexChange
+from ftl.pricing.normalise import Normaliser, PlayerState
+from ftl.pricing.poller import Poller
+from ftl.stores import Stores
+from ftl.trading.results import Rejected
+from ftl.trading.scripts import TradingScripts
+
+log = logs.get(__name__)
+
+
+class PriceFeed:
+    """Wires the poller's changes to ``index_update.lua`` (which publishes) and ``price_ticks``."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        s = stores.settings
+        self.feed = open_feed(
+            s.feed,
+            sportmonks_url=s.sportmonks_url,
+            sportmonks_token=s.sportmonks_token,
+            replay_speed=s.replay_speed,
+        )
+        self.trading = TradingScripts(stores.scripts, stores.keys)
+        self.writer = ticks.TickWriter(stores.pg)
+        self.poller: Poller | None = None
+        if self.feed is not None:
+            lock = LeaderLock(stores.scripts, stores.keys, "pricing-poller", ttl_ms=10_000)
+            self.poller = Poller(
+                self.feed, Normaliser.from_states({}), self.apply, lock, load_states=self.load
+            )
+
+    async def load(self) -> Mapping[int, PlayerState]:
+        bases = {p.player_id: p.index_price for p in demo.load_squads()}
+        async with self.stores.pg.connection() as conn:
+            return await ticks.load_states(conn, bases)
+
+    async def apply(self, changes: Sequence[IndexChange]) -> None:
+        for c in changes:
+            # Status only for halts and resumes, so a change never reopens a closed instrument.
+            status = c.status if (c.halt_until_ms is not None or not c.repriced) else None
+            result = await self.trading.update_index(
+                instrument_id=c.instrument_id,
+                index_price=c.index_cents if c.repriced else None,
+                ts=c.ts_ms,
+                status=status,
+            )
+            if isinstance(result, Rejected):
+                log.warning("index update refused", instrument=c.instrument_id, code=result.code)
+        self.writer.add([c for c in changes if c.repriced])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.poller is None:
+            await stop.wait()
+            return
+        tasks = [asyncio.create_task(self.poller.run()), asyncio.create_task(self.writer.run())]
+        try:
+            await stop.wait()
+        finally:
+            self.poller.stop()
+            await self.writer.aclose()
+            await asyncio.wait(tasks, timeout=3.0)
+            for task in tasks:
+                task.cancel()
+            if self.feed is not None:
+                await self.feed.aclose()

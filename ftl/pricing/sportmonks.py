@@ -1,0 +1,131 @@
+"""Async client of the Sportmonks Football API v3 livescores endpoints (httpx)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+import httpx
+
+from ftl import logs
+from ftl.pricing.errors import (
+    ClientError,
+    FeedTimeout,
+    MalformedResponse,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+)
+from ftl.pricing.model import HALT_EVENT_TYPES, RATING_TYPE_ID, LiveSnapshot
+from ftl.pricing.parse import parse_livescores
+
+log = logs.get(__name__)
+
+WORLD_CUP_LEAGUE_ID = 732
+INCLUDE = "lineups.details.type;events"
+DEFAULT_429_WAIT_S = 60.0
+MAX_PAGES = 10
+
+
+class SportmonksClient:
+    """Fetches live World Cup fixtures with lineup ratings (type 118) and match events.
+
+    The token travels in the ``Authorization`` header only; it is never logged nor shown by ``repr``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        leagues: Collection[int] = (WORLD_CUP_LEAGUE_ID,),
+        endpoint: str = "inplay",
+        timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if endpoint not in ("inplay", "latest"):
+            raise ValueError("endpoint must be 'inplay' or 'latest'")
+        self.leagues = frozenset(leagues)
+        self.path = f"/livescores/{endpoint}"
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": token, "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"SportmonksClient(base_url={str(self._http.base_url)!r}, path={self.path!r})"
+
+    def params(self, page: int = 1) -> dict[str, str]:
+        filters = [
+            f"lineupDetailTypes:{RATING_TYPE_ID}",
+            "eventTypes:" + ",".join(str(t) for t in sorted(HALT_EVENT_TYPES)),
+        ]
+        if self.leagues:
+            filters.insert(0, "fixtureLeagues:" + ",".join(str(x) for x in sorted(self.leagues)))
+        params = {"include": INCLUDE, "filters": ";".join(filters)}
+        if page > 1:
+            params["page"] = str(page)
+        return params
+
+    async def _get(self, page: int) -> Any:
+        try:
+            resp = await self._http.get(self.path, params=self.params(page))
+        except httpx.TimeoutException as exc:
+            raise FeedTimeout(f"timed out: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise FeedTimeout(f"transport error: {type(exc).__name__}") from exc
+        status = resp.status_code
+        if status == 429:
+            raise RateLimited(_reset_seconds(resp))
+        if status in (401, 403):
+            raise Unauthorized(status)
+        if status >= 500:
+            raise ServerError(status)
+        if status != 200:
+            raise ClientError(status)
+        try:
+            return json.loads(resp.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedResponse(f"response is not JSON: {exc}") from exc
+
+    async def livescores(self) -> LiveSnapshot:
+        """One poll: every page of live fixtures, parsed. Raises a ``FeedError`` subclass."""
+        body = await self._get(1)
+        snapshot = parse_livescores(body, self.leagues or None)
+        pages = 1
+        while snapshot.pagination is not None and snapshot.pagination.has_more and pages < MAX_PAGES:
+            pages += 1
+            more = parse_livescores(await self._get(pages), self.leagues or None)
+            snapshot = LiveSnapshot(
+                fixtures=snapshot.fixtures + more.fixtures,
+                rate_limit=more.rate_limit or snapshot.rate_limit,
+                pagination=more.pagination,
+                timezone=snapshot.timezone,
+            )
+        return snapshot
+
+    async def fetch(self) -> LiveSnapshot:
+        return await self.livescores()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _reset_seconds(resp: httpx.Response) -> float:
+    """Seconds to wait after a 429: ``rate_limit.resets_in_seconds``, else Retry-After, else 60."""
+    try:
+        body = json.loads(resp.content)
+        value = body["rate_limit"]["resets_in_seconds"]
+        if type(value) in (int, float) and value >= 0:
+            return float(value)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        pass
+    retry_after = resp.headers.get("Retry-After", "")
+    if retry_after.isdigit():
+        return float(retry_after)
+    log.warning("429 without rate_limit nor Retry-After", default_s=DEFAULT_429_WAIT_S)
+    return DEFAULT_429_WAIT_S

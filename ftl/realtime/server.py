@@ -1,0 +1,268 @@
+"""The ws role's server: picows on one port for /ws, /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from picows import (
+    WSListener,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
+
+from ftl import logs
+from ftl.auth.principal import Principal
+from ftl.health import Health, metrics_payload
+from ftl.persistence.keys import Keys
+from ftl.realtime import metrics, protocol
+from ftl.realtime.feed import PriceFeed
+from ftl.realtime.hub import Hub
+from ftl.realtime.protocol import AUTH_TIMEOUT_S, MAX_CLIENT_FRAME, Close
+from ftl.realtime.session import Session
+from ftl.realtime.snapshots import Snapshotter
+
+log = logs.get(__name__)
+
+Verify = Callable[[str], Principal]
+"""Checks an access token; raises on any invalid or expired one."""
+
+Route = WSListener | WSUpgradeResponseWithListener | None
+
+
+@dataclass(frozen=True, slots=True)
+class WsOptions:
+    """Tuning of one worker; defaults are the production values (docs/protocol.md)."""
+
+    high_water: int = 16 * 1024
+    """Bytes queued in user space before a socket is paused and its updates conflated."""
+    slow_after_s: float = 5.0
+    """A socket paused this long is closed with 4008."""
+    max_buffer: int = 256 * 1024
+    """A paused socket whose queue passes this is closed with 4008 at once."""
+    ping_interval_s: float = 25.0
+    pong_timeout_s: float = 10.0
+    send_buffer: int | None = None
+    """SO_SNDBUF of each socket (kernel memory a non-reading client can pin); None: autotuned."""
+    tick_s: float = 1.0
+    auth_timeout_s: float = AUTH_TIMEOUT_S
+    backlog: int = 4096
+    bench_hooks: bool = False
+    """Serve /bench/raw and /bench/stats (scripts/bench_ws.py only; never in production)."""
+
+
+class WsServer:
+    """One worker process of a ws replica; several share the port with SO_REUSEPORT."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        verify: Verify,
+        health: Health,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        options: WsOptions | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.verify = verify
+        self.health = health
+        self.host = host
+        self.requested_port = port
+        self.reuse_port = reuse_port
+        self.options = options or WsOptions()
+        self.hub = Hub(slow_after_s=self.options.slow_after_s, max_buffer=self.options.max_buffer)
+        self.snapshots = Snapshotter(redis, keys, self.hub)
+        self.feed = PriceFeed(redis, keys, self.hub, self.snapshots)
+        self.sessions: set[Session] = set()
+        self.ready: tuple[bool, dict[str, str]] = (False, {"starting": "yes"})
+        self.tasks: list[asyncio.Task[None]] = []
+        self.server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = asyncio.Event()
+        self._empty = asyncio.Event()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+        async def feed_ok() -> None:
+            if not self.feed.subscribed.is_set():
+                raise RuntimeError("not subscribed to price:*")
+
+        self.health.add("price_feed", feed_ok)
+        self.tasks = [
+            asyncio.create_task(self.feed.run(), name="ws-feed"),
+            asyncio.create_task(self._ticker(), name="ws-ticker"),
+            asyncio.create_task(self._readiness(), name="ws-readiness"),
+        ]
+        self.server = await ws_create_server(
+            self._route,
+            self.host,
+            self.requested_port,
+            reuse_port=self.reuse_port,
+            backlog=self.options.backlog,
+            max_frame_size=MAX_CLIENT_FRAME,
+            read_buffer_init_size=1024,
+            websocket_handshake_timeout=5,
+            enable_auto_ping=False,
+            logger_name="ws",
+        )
+        log.info("ws worker listening", host=self.host, port=self.port, reuse_port=self.reuse_port)
+
+    async def run(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Stop accepting, close every socket with 1001, release the tasks."""
+        if self.server is not None:
+            self.server.close()
+        for session in tuple(self.sessions):
+            session.kill(Close.GOING_AWAY, "server shutting down")
+        if self.sessions:
+            self._empty.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._empty.wait(), 2.0)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.snapshots.close()
+        self._stopped.set()
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Principal | None:
+        try:
+            return self.verify(token)
+        except Exception:
+            return None
+
+    def attach(self, session: Session) -> None:
+        assert session.client is not None
+        self.sessions.add(session)
+        self.hub.add(session.client)
+        metrics.SOCKETS.inc()
+
+    def detach(self, session: Session) -> None:
+        if session not in self.sessions:
+            return
+        self.sessions.discard(session)
+        if session.client is not None:
+            self.hub.remove(session.client)
+        metrics.SOCKETS.dec()
+        if not self.sessions:
+            self._empty.set()
+        if session.authed:
+            metrics.AUTHENTICATED.dec()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.tick_s)
+            now, wall = time.monotonic(), time.time()
+            for session in tuple(self.sessions):
+                session.tick(now, wall)
+            self.hub.sweep(now)
+
+    async def _readiness(self) -> None:
+        while True:
+            self.ready = await self.health.readiness()
+            await asyncio.sleep(1.0)
+
+    # --- HTTP routing of the upgrade request ----------------------------------------------
+
+    def _route(self, request: WSUpgradeRequest) -> Route:
+        path = request.path.split(b"?", 1)[0]
+        if path == b"/ws":
+            return self._upgrade(request)
+        if path == b"/healthz":
+            return _json(200, {"status": "ok"})
+        if path == b"/readyz":
+            ok, detail = self.ready
+            if self.health.draining:
+                ok, detail = False, {**detail, "draining": "yes"}
+            return _json(200 if ok else 503, detail)
+        if path == b"/metrics":
+            payload, ctype = metrics_payload()
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_ok_response(payload, {"Content-Type": ctype}), None
+            )
+        if self.options.bench_hooks and path.startswith(b"/bench/"):
+            return _json(200, self._bench(path, request.path))
+        return None
+
+    def _bench(self, path: bytes, full: bytes) -> dict[str, Any]:
+        """The physical limit: write a pre-built frame to every socket in a bare loop."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        info: dict[str, Any] = {"pid": os.getpid(), "sockets": len(self.sessions)}
+        if path == b"/bench/raw":
+            rounds = int(full.partition(b"n=")[2] or b"1")
+            data = frame_bytes = protocol.frame(
+                protocol.price_update(1, 1, 1, int(time.time() * 1000), index=1, skew=0)
+            )
+            writes = [c.write for c in self.hub.clients if not c.paused]
+            cpu0, t0 = usage.ru_utime + usage.ru_stime, time.perf_counter()
+            for _ in range(rounds):
+                for write in writes:
+                    write(data)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            info.update(
+                writes=rounds * len(writes),
+                cpu_s=after.ru_utime + after.ru_stime - cpu0,
+                wall_s=time.perf_counter() - t0,
+                frame_len=len(frame_bytes),
+            )
+        sent, seconds = self.hub.last_fanout
+        info.update(last_fanout_sockets=sent, last_fanout_s=seconds)
+        info["cpu_s_total"] = usage.ru_utime + usage.ru_stime
+        return info
+
+    def _upgrade(self, request: WSUpgradeRequest) -> Route:
+        if self.health.draining:
+            return _error(503, "draining", "this worker is shutting down")
+        header = request.headers.get("Authorization")
+        if header is None:
+            return Session(self, None)
+        scheme, _, token = header.strip().partition(" ")
+        principal = self.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            return _error(401, "unauthorized", "invalid or expired access token")
+        return Session(self, principal)
+
+
+def _json(status: int, body: dict[str, Any]) -> WSUpgradeResponseWithListener:
+    data = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if status == 200:
+        response = WSUpgradeResponse.create_ok_response(data, headers)
+    else:
+        response = WSUpgradeResponse.create_error_response(status, data, headers)
+    return WSUpgradeResponseWithListener(response, None)
+
+
+def _error(status: int, code: str, message: str) -> WSUpgradeResponseWithListener:
+    return _json(status, {"error": {"code": code, "message": message}})

@@ -1,0 +1,178 @@
+"""One WebSocket connection: authentication, subscriptions, replies and closing (picows listener)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
+
+from ftl import logs
+from ftl.auth.principal import Principal
+from ftl.realtime import metrics, protocol
+from ftl.realtime.hub import Client
+from ftl.realtime.protocol import MAX_ERRORS, Close
+
+if TYPE_CHECKING:
+    from ftl.realtime.server import WsServer
+
+log = logs.get(__name__)
+
+ABORT_AFTER_S = 2.0
+"""A socket told to close that does not finish its close handshake is dropped after this."""
+
+
+class Session(WSListener):
+    """Protocol state of one socket; the :class:`Client` inside it is what the hub writes to."""
+
+    def __init__(self, server: WsServer, principal: Principal | None) -> None:
+        super().__init__()
+        self.server = server
+        self.principal = principal
+        self.transport: WSTransport | None = None
+        self.client: Client | None = None
+        now = time.monotonic()
+        self.connected_at = now
+        self.last_rx = now
+        self.ping_sent_at = 0.0
+        self.errors = 0
+        self.closing = False
+        self.authed = False
+
+    # --- picows callbacks -----------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        raw = transport.underlying_transport
+        opts = self.server.options
+        raw.set_write_buffer_limits(high=opts.high_water, low=opts.high_water // 4)
+        if opts.send_buffer is not None:
+            sock = raw.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, opts.send_buffer)
+        self.client = Client(raw.write, raw.get_write_buffer_size, self.kill)
+        self.server.attach(self)
+        if self.principal is not None:
+            self._accept(self.principal)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.server.detach(self)
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.server.hub.pause(self.client)
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.server.hub.resume(self.client)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        self.last_rx = time.monotonic()
+        self.ping_sent_at = 0.0
+        kind = frame.msg_type
+        if kind == WSMsgType.BINARY or kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
+            if not frame.fin or kind == WSMsgType.CONTINUATION:
+                self._invalid(protocol.Invalid("bad_message", "fragmented messages are not accepted"))
+            else:
+                self.handle(frame.get_payload_as_bytes())
+        elif kind == WSMsgType.CLOSE:
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    # --- protocol -------------------------------------------------------------------------
+
+    def handle(self, data: bytes) -> None:
+        if self.closing:
+            return
+        command = protocol.decode_client(data)
+        if self.principal is None and not isinstance(command, protocol.Auth):
+            self.kill(Close.UNAUTHORIZED, "authenticate first")
+            return
+        if isinstance(command, protocol.Subscribe):
+            self._subscribe(command.ids)
+        elif isinstance(command, protocol.Ping):
+            self._reply(protocol.PONG)
+        elif isinstance(command, protocol.Unsubscribe):
+            assert self.client is not None
+            self.server.hub.unsubscribe(self.client, command.ids)
+        elif isinstance(command, protocol.Auth):
+            self._auth(command.token)
+        else:
+            self._invalid(command)
+
+    def _subscribe(self, ids: tuple[int, ...]) -> None:
+        assert self.client is not None
+        added = self.server.hub.subscribe(self.client, ids)
+        if isinstance(added, protocol.Invalid):
+            self._invalid(added)
+        else:
+            self.server.snapshots.request(self.client, added)
+
+    def _auth(self, token: str) -> None:
+        principal = self.server.authenticate(token)
+        if principal is None:
+            if self.principal is None:
+                self.kill(Close.UNAUTHORIZED, "invalid token")
+            else:
+                self._invalid(protocol.Invalid("bad_token", "the token was rejected"))
+            return
+        if self.principal is not None and principal.user_id != self.principal.user_id:
+            self._invalid(protocol.Invalid("user_mismatch", "re-auth must be for the same user"))
+            return
+        self._accept(principal)
+
+    def _accept(self, principal: Principal) -> None:
+        self.principal = principal
+        if not self.authed:
+            self.authed = True
+            metrics.AUTHENTICATED.inc()
+        self._reply(protocol.auth_ok(principal.user_id, principal.expires_at))
+
+    def _reply(self, data: bytes) -> None:
+        if self.client is not None:
+            self.server.hub.control(self.client, data)
+
+    def _invalid(self, invalid: protocol.Invalid) -> None:
+        self.errors += 1
+        metrics.CLIENT_ERRORS.labels(invalid.code).inc()
+        if self.errors >= MAX_ERRORS:
+            self.kill(Close.POLICY_VIOLATION, "too many bad messages")
+            return
+        self._reply(protocol.error(invalid.code, invalid.message))
+
+    # --- timers (driven by the server's sweep) --------------------------------------------
+
+    def tick(self, now: float, wall: float) -> None:
+        """Auth deadline, token expiry, server pings and the pong timeout."""
+        if self.closing or self.transport is None:
+            return
+        if self.principal is None:
+            if now - self.connected_at > self.server.options.auth_timeout_s:
+                self.kill(Close.UNAUTHORIZED, "no auth in time")
+            return
+        if self.principal.expires_at <= wall:
+            self.kill(Close.TOKEN_EXPIRED, "access token expired")
+            return
+        opts = self.server.options
+        if self.ping_sent_at:
+            if now - self.ping_sent_at > opts.pong_timeout_s:
+                self.kill(Close.PONG_TIMEOUT, "no pong")
+        elif now - self.last_rx > opts.ping_interval_s:
+            self.ping_sent_at = now
+            self.transport.send_ping()
+
+    def kill(self, code: Close, reason: str) -> None:
+        """Send a close frame with ``code``; drop the connection if the peer does not finish."""
+        if self.closing or self.transport is None:
+            return
+        self.closing = True
+        metrics.CLOSES.labels(str(int(code))).inc()
+        transport = self.transport
+        if self.client is not None:
+            self.server.hub.remove(self.client)
+        if not transport.is_close_frame_sent:
+            transport.send_close(cast(Any, int(code)), reason.encode())
+        self.server.loop.call_later(ABORT_AFTER_S, transport.disconnect, False)
+        log.debug("closing socket", code=int(code), reason=reason)

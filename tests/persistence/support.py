@@ -1,0 +1,50 @@
+"""Test data in PostgreSQL and Redis: traders with wallets, instruments with hot state."""
+
+from __future__ import annotations
+
+import secrets
+
+from ftl.persistence.hot import ensure_wallet
+from ftl.stores import Stores
+from ftl.trading.scripts import TradingConfig, TradingScripts
+from ftl.trading.seed import InstrumentSeed, seed
+
+
+async def make_trader(stores: Stores, balance: int = 1_000_000, district: int | None = None) -> int:
+    async with stores.pg.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "INSERT INTO users (email, name, district_id) VALUES (%s, 't', %s) RETURNING id",
+            (f"{secrets.token_hex(6)}@x.test", district),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        await conn.execute(
+            "INSERT INTO wallets (user_id, available, granted) VALUES (%s, %s, %s)",
+            (row[0], balance, balance),
+        )
+    await ensure_wallet(stores, row[0])
+    return int(row[0])
+
+
+async def make_instrument(stores: Stores, index: int = 1000) -> int:
+    iid = secrets.randbelow(10**9) + 10**6
+    await seed(stores, [InstrumentSeed(iid, iid, "P", "T", "FW", index)])
+    await start_counters(stores)
+    await stores.redis.set(stores.keys.boot_marker, "1")
+    return iid
+
+
+async def start_counters(stores: Stores) -> None:
+    """Ids continue after PostgreSQL's (the test database outlives each test's Redis prefix)."""
+    async with stores.pg.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM trades), "
+            "(SELECT coalesce(max(id), 0) FROM cfd_positions)"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    await stores.redis.hset(stores.keys.seq, mapping={"trade": row[0], "position": row[1]})
+
+
+def trading(stores: Stores) -> TradingScripts:
+    return TradingScripts(stores.scripts, stores.keys, TradingConfig(fee_bps=10))

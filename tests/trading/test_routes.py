@@ -1,0 +1,267 @@
+"""The trade REST API over HTTP against real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+
+from ftl.persistence.processes import free_port
+from ftl.stores import Stores
+from tests.persistence.support import make_instrument, make_trader
+from tests.trading.support import snapshot
+
+Headers = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def auth_for(api_app: Starlette) -> Headers:
+    def headers(user_id: int, key: str | None = "auto") -> dict[str, str]:
+        out = {"Authorization": f"Bearer {api_app.state.tokens.issue_access(user_id)}"}
+        if key is not None:
+            out["Idempotency-Key"] = secrets.token_hex(8) if key == "auto" else key
+        return out
+
+    return headers
+
+
+def _open_body(iid: int, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "instrument_id": iid,
+        "side": "long",
+        "qty": 10,
+        "leverage": 2,
+        "acceptable_price": 2000,
+    }
+    body.update(over)
+    return body
+
+
+async def _count(stores: Stores, sql: str, *args: Any) -> int:
+    async with stores.pg.connection() as conn:
+        cur = await conn.execute(sql, args)
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_open_then_close_round_trip(api: httpx.AsyncClient, stores: Stores, auth_for: Headers) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    r = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(user))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert set(body) == {"position", "trade", "wallet"}
+    pos, trade, wallet = body["position"], body["trade"], body["wallet"]
+    assert pos["side"] == "long" and pos["qty"] == 10 and trade["price"] <= 2000
+    assert wallet["available"] == 1_000_000 - trade["margin"] - trade["fee"]
+    # a 2xx means PostgreSQL has the trade
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", trade["id"]) == 1
+
+    port = (await api.get("/api/portfolio", headers=auth_for(user, None))).json()
+    assert [p["id"] for p in port["positions"]] == [pos["id"]]
+    assert port["positions"][0]["unrealised_pnl"] <= 0
+
+    r = await api.post(
+        f"/api/positions/{pos['id']}/close", json={"qty": 4, "acceptable_price": 1}, headers=auth_for(user)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["position"]["qty"] == 6
+    r = await api.post(
+        f"/api/positions/{pos['id']}/close", json={"acceptable_price": 1}, headers=auth_for(user)
+    )
+    assert r.status_code == 200 and r.json()["position"]["status"] == "closed"
+    trades = (await api.get("/api/trades", headers=auth_for(user, None))).json()["items"]
+    assert [t["kind"] for t in trades] == ["close", "close", "open"]
+    port = (await api.get("/api/portfolio", headers=auth_for(user, None))).json()
+    assert port["positions"] == [] and port["wallet"]["locked"] == 0
+
+
+async def test_idempotency_key_replays_or_conflicts(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    h = auth_for(user, "same-key")
+    first = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
+    again = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["trade"]["id"] == first.json()["trade"]["id"]
+    other = await api.post("/api/positions/open", json=_open_body(iid, qty=11), headers=h)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user) == 1
+
+
+BAD_BODIES: list[tuple[Any, int, str]] = [
+    (b"{not json", 400, "malformed_json"),
+    (b"[1, 2]", 400, "malformed_json"),
+    ({"instrument_id": 1}, 422, "missing_field"),
+    ({**{"x": 1}}, 422, "unknown_field"),
+    ("qty=0", 422, "out_of_range"),
+    ("qty=-5", 422, "out_of_range"),
+    ("qty=9223372036854775808", 422, "out_of_range"),
+    ("qty=1.5", 422, "invalid_field"),
+    ("qty='10'", 422, "invalid_field"),
+    ("qty=True", 422, "invalid_field"),
+    ("leverage=0", 422, "out_of_range"),
+    ("leverage=50", 422, "out_of_range"),
+    ("acceptable_price=1000.5", 422, "invalid_field"),
+    ("side='up'", 422, "invalid_field"),
+    ("extra=1", 422, "unknown_field"),
+    ("instrument_id=999999999999", 404, "unknown_instrument"),
+]
+
+
+@pytest.mark.parametrize(("bad", "status", "code"), BAD_BODIES)
+async def test_bad_input_is_a_clear_4xx_and_changes_nothing(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers, bad: Any, status: int, code: str
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    before = await snapshot(stores.redis, stores.keys)
+    trades_before = await _count(stores, "SELECT count(*) FROM trades")
+    if isinstance(bad, bytes):
+        r = await api.post("/api/positions/open", content=bad, headers=auth_for(user))
+    elif isinstance(bad, dict):
+        body = bad if "x" not in bad else {**_open_body(iid), "x": 1}
+        r = await api.post("/api/positions/open", json=body, headers=auth_for(user))
+    else:
+        name, _, value = bad.partition("=")
+        r = await api.post(
+            "/api/positions/open",
+            json=_open_body(iid, **{name: eval(value)}),  # noqa: S307 - test table
+            headers=auth_for(user),
+        )
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    assert await snapshot(stores.redis, stores.keys) == before
+    assert await _count(stores, "SELECT count(*) FROM trades") == trades_before
+
+
+async def test_headers_and_ownership(api: httpx.AsyncClient, stores: Stores, auth_for: Headers) -> None:
+    owner, other = await make_trader(stores), await make_trader(stores)
+    iid = await make_instrument(stores)
+    r = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(owner, None))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "missing_idempotency_key"
+    r = await api.post("/api/positions/open", json=_open_body(iid))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "missing_token"
+    r = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(owner))
+    pid = r.json()["position"]["id"]
+    before = await snapshot(stores.redis, stores.keys)
+    r = await api.post(f"/api/positions/{pid}/close", json={"acceptable_price": 1}, headers=auth_for(other))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert await snapshot(stores.redis, stores.keys) == before
+    r = await api.post("/api/positions/abc/close", json={"acceptable_price": 1}, headers=auth_for(owner))
+    assert r.status_code == 404
+
+
+async def test_slippage_is_rejected_without_change(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores, index=1000)
+    before = await snapshot(stores.redis, stores.keys)
+    r = await api.post(
+        "/api/positions/open", json=_open_body(iid, acceptable_price=999), headers=auth_for(user)
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "slippage"
+    assert await snapshot(stores.redis, stores.keys) == before
+
+
+async def test_instruments_list_one_and_quote(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user = await make_trader(stores)
+    ids = sorted([await make_instrument(stores, index=1000 + i) for i in range(3)])
+    h = auth_for(user, None)
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2", "team": "T"} | ({"cursor": cursor} if cursor else {})
+        page = (await api.get("/api/instruments", params=params, headers=h)).json()
+        seen += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert set(ids) <= set(seen) and seen == sorted(seen)
+    one = (await api.get(f"/api/instruments/{ids[0]}", headers=h)).json()
+    assert one["price"] == one["index_price"] and one["status"] == "open"
+    assert one["index_price"] in (1000, 1001, 1002) and one["skew"] == 0
+    q = (
+        await api.get(
+            f"/api/instruments/{ids[0]}/quote",
+            params={"side": "long", "qty": "10", "leverage": "2"},
+            headers=h,
+        )
+    ).json()
+    assert q["price"] >= one["index_price"] and q["margin"] == -(-q["notional"] // 2) and q["fee"] >= 1
+    bad = await api.get(f"/api/instruments/{ids[0]}/quote", params={"side": "x", "qty": "1"}, headers=h)
+    assert bad.status_code == 422
+    assert (await api.get("/api/instruments/424242424242", headers=h)).status_code == 404
+
+
+async def test_concurrent_opens_over_http_never_overspend(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    iid = await make_instrument(stores, index=100)
+    q = (
+        await api.get(
+            f"/api/instruments/{iid}/quote",
+            params={"side": "long", "qty": "1", "leverage": "1"},
+            headers=auth_for(await make_trader(stores), None),
+        )
+    ).json()
+    cost = q["margin"] + q["fee"]
+    affordable = 20
+    user = await make_trader(stores, balance=affordable * cost + cost // 2)
+
+    async def one() -> int:
+        r = await api.post(
+            "/api/positions/open",
+            json=_open_body(iid, qty=1, leverage=1, acceptable_price=10**6),
+            headers=auth_for(user),
+        )
+        return r.status_code
+
+    statuses = await asyncio.gather(*(one() for _ in range(200)))
+    # the skew moves the price up a little; never more than the affordable count succeed
+    assert 0 < statuses.count(201) <= affordable
+    assert set(statuses) <= {201, 409}
+    available = int(await stores.redis.hget(stores.keys.wallet(user), "available") or -1)
+    assert available >= 0
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user) == statuses.count(201)
+
+
+async def test_postgres_down_answers_persist_pending_then_replay_confirms(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    warm = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(user))
+    assert warm.status_code == 201  # the api process knows this trader already
+    h = auth_for(user, "pg-down")
+    good = stores.pg
+    dead: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/x", min_size=1, open=False, timeout=0.5
+    )
+    await dead.open(wait=False)
+    stores.pg = dead
+    try:
+        r = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
+    finally:
+        stores.pg = good
+        await dead.close()
+    assert r.status_code == 503, r.text
+    err = r.json()["error"]
+    assert err["code"] == "persist_pending" and err["trade_id"] > 0
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", err["trade_id"]) == 0
+    again = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
+    assert again.status_code == 201 and again.json()["trade"]["id"] == err["trade_id"]
+    stores.pg = dead  # an uncached lookup with PostgreSQL down: a clear 503, not a 500
+    try:
+        r = await api.get("/api/trades", headers=auth_for(user, None))
+    finally:
+        stores.pg = good
+    assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", err["trade_id"]) == 1
