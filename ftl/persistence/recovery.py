@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -56,8 +57,8 @@ async def rebuild(stores: Stores) -> RebuildReport:
         cur = await conn.execute(
             "SELECT i.id, i.index_price, (extract(epoch FROM i.index_ts) * 1000)::bigint, "
             "i.depth, i.skew_cap, i.status, i.pseq, "
-            "coalesce(sum(p.qty) FILTER (WHERE p.side = 'long'), 0), "
-            "coalesce(sum(p.qty) FILTER (WHERE p.side = 'short'), 0) "
+            "coalesce(sum(p.qty) FILTER (WHERE p.side = 'long'), 0)::bigint, "
+            "coalesce(sum(p.qty) FILTER (WHERE p.side = 'short'), 0)::bigint "
             "FROM instruments i LEFT JOIN cfd_positions p "
             "ON p.instrument_id = i.id AND p.status = 'open' GROUP BY i.id"
         )
@@ -127,12 +128,16 @@ async def rebuild(stores: Stores) -> RebuildReport:
 
         # Idempotency keys of recent trades: a retry returns the first answer, never a 2nd trade.
         cur = await conn.execute(
-            "SELECT t.id, t.user_id, t.idempotency_key, t.request_hash, t.kind, t.position_id, "
-            "t.instrument_id, t.side, t.qty, t.price, t.notional, t.fee, t.margin, "
-            "t.realised_pnl, t.payout, t.leverage, t.index_price, t.skew_after, "
-            "(extract(epoch FROM t.created_at) * 1000)::bigint, p.qty, p.status, "
-            "(extract(epoch FROM t.created_at) * 1000)::bigint + %s * 1000 "
+            "SELECT t.user_id, t.idempotency_key, t.request_hash, "
+            "(extract(epoch FROM t.created_at) * 1000)::bigint + %s * 1000, "
+            "t.id, t.kind, t.position_id, t.instrument_id, t.side, t.qty, t.price, t.notional, "
+            "t.fee, t.margin, t.realised_pnl, t.payout, t.leverage, t.index_price, t.skew_after, "
+            "(extract(epoch FROM t.created_at) * 1000)::bigint, "
+            "p.qty, p.entry_price, p.entry_notional, p.margin, p.realised_pnl, p.status, p.seq, "
+            "(extract(epoch FROM p.opened_at) * 1000)::bigint, "
+            "(extract(epoch FROM p.closed_at) * 1000)::bigint, w.available, w.locked, h.available "
             "FROM trades t JOIN cfd_positions p ON p.id = t.position_id "
+            "JOIN wallets w ON w.user_id = t.user_id JOIN wallets h ON h.user_id = 0 "
             "WHERE t.idempotency_key IS NOT NULL AND t.request_hash IS NOT NULL "
             "AND t.created_at > now() - make_interval(secs => %s)",
             (IDEMPOTENCY_WINDOW_S, IDEMPOTENCY_WINDOW_S),
@@ -140,9 +145,12 @@ async def rebuild(stores: Stores) -> RebuildReport:
         pipe = r.pipeline(transaction=False)
         n = 0
         async for row in cur:
-            key = keys.idempotency(row[1], row[2])
-            pipe.hset(key, mapping={"hash": row[3], "reply": _reply(row), "trade": row[0]})
-            pipe.pexpireat(key, int(row[21]))
+            key = keys.idempotency(row[0], row[1])
+            pipe.hset(
+                key,
+                mapping={"hash": row[2], "reply": _reply(row[0], row[1], row[2], row[4:]), "trade": row[4]},
+            )
+            pipe.pexpireat(key, int(row[3]))
             n += 1
             if n % CHUNK == 0:
                 await pipe.execute()
@@ -155,87 +163,29 @@ async def rebuild(stores: Stores) -> RebuildReport:
     return report
 
 
-def _s(v: Any) -> str:
-    return str(int(v)) if not isinstance(v, str) else v
+_ENTRY_FIELDS = (
+    "trade_id", "kind", "position_id", "instrument_id", "side", "qty", "price", "notional", "fee",
+    "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
+    "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
+    "pos_status", "pos_seq", "pos_opened_ts", "pos_closed_ts", "w_available", "w_locked",
+    "house_available",
+)  # fmt: skip
 
 
-def _reply(row: tuple[Any, ...]) -> bytes:
-    """The first reply of a trade, as the scripts store it (a MessagePack array of strings).
+def _reply(user_id: int, idempotency_key: str, request_hash: str, values: Sequence[Any]) -> bytes:
+    """The first reply of a trade as the scripts store it: a MessagePack array of strings,
+    ``ok, replay, mark, m`` then the trade's outbox entry.
 
-    Wallet figures are those of now, not of the moment of the trade: Redis lost the latter.
+    Position and wallet figures are today's rows (Redis lost the ones of the moment); their
+    sequence numbers keep a re-persist of this entry from moving any row backwards.
     """
-    (
-        tid,
-        _uid,
-        _key,
-        _hash,
-        kind,
-        pid,
-        iid,
-        side,
-        qty,
-        price,
-        notional,
-        fee,
-        margin,
-        rpnl,
-        payout,
-        lev,
-        index,
-        skew,
-        ts,
-        pos_qty,
-        pos_status,
-        _exp,
-    ) = row
-    fields: list[str] = [
-        "ok",
-        "0",
-        "trade_id",
-        _s(tid),
-        "position_id",
-        _s(pid),
-        "instrument_id",
-        _s(iid),
-        "side",
-        side,
-        "qty",
-        _s(qty),
-        "price",
-        _s(price),
-        "notional",
-        _s(notional),
-        "fee",
-        _s(fee),
-        "margin",
-        _s(margin),
-        "leverage",
-        _s(lev),
-        "index",
-        _s(index),
-        "skew",
-        _s(skew),
-        "ts",
-        _s(ts),
-        "kind",
-        kind,
-        "realised_pnl",
-        _s(rpnl),
-        "payout",
-        _s(payout),
-        "remaining_qty",
-        _s(pos_qty),
-        "status",
-        pos_status,
-        "mark",
-        _s(index),
-        "available",
-        "0",
-        "locked",
-        "0",
-        "equity",
-        "0",
-    ]
+    entry = dict(zip(_ENTRY_FIELDS, values, strict=True))
+    entry["user_id"] = user_id
+    entry["idempotency_key"] = idempotency_key
+    entry["request_hash"] = request_hash
+    fields: list[str] = ["ok", "0", "mark", str(entry["price"])]
+    for name, value in entry.items():
+        fields += [name, "" if value is None else str(value)]
     packed: bytes = msgpack.packb(fields)
     return packed
 

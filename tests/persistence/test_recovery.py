@@ -1,0 +1,117 @@
+"""Redis loses everything: the rebuild from PostgreSQL restores every hot key that matters."""
+
+from __future__ import annotations
+
+from ftl.persistence.leader import LeaderLock
+from ftl.persistence.ledger import persist_trade
+from ftl.persistence.recovery import ensure_hot_state, hot_state_present, rebuild
+from ftl.stores import Stores
+from ftl.trading.results import OpenResult, Rejected
+from tests.persistence.support import make_instrument, make_trader, trading
+
+
+async def _wipe(stores: Stores) -> None:
+    found = [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}*", count=1000)]
+    if found:
+        await stores.redis.delete(*found)
+
+
+async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
+    stores: Stores,
+) -> None:
+    user, iid = await make_trader(stores, district=4), await make_instrument(stores)
+    t = trading(stores)
+    opened = await t.open(
+        user_id=user,
+        instrument_id=iid,
+        side="long",
+        qty=30,
+        leverage=2,
+        acceptable_price=10**6,
+        idempotency_key="a",
+        district_id=4,
+    )
+    short = await t.open(
+        user_id=user,
+        instrument_id=iid,
+        side="short",
+        qty=10,
+        leverage=1,
+        acceptable_price=1,
+        idempotency_key="b",
+        district_id=4,
+    )
+    assert isinstance(opened, OpenResult) and isinstance(short, OpenResult)
+    async with stores.pg.connection() as conn:
+        await persist_trade(conn, opened.entry)
+        await persist_trade(conn, short.entry)
+    k = stores.keys
+    before_wallet = await stores.redis.hmget(k.wallet(user), "available", "locked")
+    before_house = await stores.redis.hget(k.wallet(0), "available")
+
+    await _wipe(stores)  # Redis lost everything
+    assert not await hot_state_present(stores)
+    refused = await t.open(
+        user_id=user,
+        instrument_id=iid,
+        side="long",
+        qty=1,
+        leverage=1,
+        acceptable_price=10**6,
+        idempotency_key="c",
+        district_id=4,
+    )
+    assert refused == Rejected("recovering")
+
+    report = await rebuild(stores)
+    assert report.wallets >= 2 and report.positions >= 2 and report.idempotency_keys >= 2
+    assert await hot_state_present(stores)
+    assert await stores.redis.hmget(k.wallet(user), "available", "locked") == before_wallet
+    assert await stores.redis.hget(k.wallet(0), "available") == before_house
+    assert int(await stores.redis.hget(k.instrument(iid), "skew") or 0) == 30 - 10
+    assert await stores.redis.zscore(k.leaderboard_district(4), str(user)) is not None
+
+    # the same request again is answered from the first trade, not traded twice
+    again = await t.open(
+        user_id=user,
+        instrument_id=iid,
+        side="long",
+        qty=30,
+        leverage=2,
+        acceptable_price=10**6,
+        idempotency_key="a",
+        district_id=4,
+    )
+    assert isinstance(again, OpenResult) and again.replay and again.trade_id == opened.trade_id
+    async with stores.pg.connection() as conn:  # the hot path writes a replay again: a no-op
+        assert await persist_trade(conn, again.entry) is False
+    # new trades get new ids after PostgreSQL's, and positions survive for closing
+    new = await t.open(
+        user_id=user,
+        instrument_id=iid,
+        side="long",
+        qty=1,
+        leverage=1,
+        acceptable_price=10**6,
+        idempotency_key="d",
+        district_id=4,
+    )
+    assert isinstance(new, OpenResult) and new.trade_id > short.trade_id
+    closed = await t.close(
+        user_id=user, position_id=opened.position_id, acceptable_price=1, idempotency_key="e", district_id=4
+    )
+    assert not isinstance(closed, Rejected)
+
+
+async def test_only_one_rebuilds(stores: Stores) -> None:
+    await make_instrument(stores)
+    await _wipe(stores)
+    a = LeaderLock(stores.scripts, stores.keys, "rebuild")
+    b = LeaderLock(stores.scripts, stores.keys, "rebuild")
+    assert await b.acquire()  # another flusher is rebuilding
+    assert await ensure_hot_state(stores, a) is None
+    assert not await hot_state_present(stores)
+    await b.release()
+    report = await ensure_hot_state(stores, a)
+    assert report is not None and await hot_state_present(stores)
+    assert await ensure_hot_state(stores, a) is None  # present: nothing to do
