@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from ftl import logs
 from ftl.health_http import HealthServer
@@ -11,6 +12,12 @@ from ftl.runtime.context import Runtime
 from ftl.stores import Stores
 
 log = logs.get(__name__)
+
+
+async def _wait(done: asyncio.Event, timeout: float = 4.0) -> None:
+    """Let a loop finish its pass before the stores it uses close."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), timeout)
 
 
 async def _seed_demo_once(stores: Stores) -> None:
@@ -120,6 +127,7 @@ class PricesService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._stopped = asyncio.Event()
+        self._done = asyncio.Event()
 
     async def start(self) -> None:
         pass
@@ -127,10 +135,14 @@ class PricesService:
     async def run(self) -> None:
         from ftl.pricing.runner import PriceFeed
 
-        await PriceFeed(self.runtime.stores).run(self._stopped)
+        try:
+            await PriceFeed(self.runtime.stores).run(self._stopped)
+        finally:
+            self._done.set()
 
     async def stop(self) -> None:
         self._stopped.set()
+        await _wait(self._done)
 
 
 class FlusherService:
@@ -143,6 +155,7 @@ class FlusherService:
         s = runtime.settings
         self.server = HealthServer(runtime.health, s.host, s.flusher_port)
         self._stopped = asyncio.Event()
+        self._done = asyncio.Event()
 
     async def start(self) -> None:
         await self.server.start()
@@ -151,8 +164,12 @@ class FlusherService:
     async def run(self) -> None:
         from ftl.persistence.flusher import Flusher
 
-        await Flusher(self.runtime.stores).run(self._stopped)
+        try:
+            await Flusher(self.runtime.stores).run(self._stopped)
+        finally:
+            self._done.set()
 
     async def stop(self) -> None:
         self._stopped.set()
+        await _wait(self._done)
         await self.server.close()
