@@ -70,6 +70,7 @@ class TradingMachine(RuleBasedStateMachine):
             clock=lambda: self.now,
         )  # fmt: skip
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.trips = 0  # round trips so far: each gets fresh idempotency keys
         self.run(seed(self.client, self.keys, self.model))
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -213,7 +214,11 @@ class TradingMachine(RuleBasedStateMachine):
     def round_trip(self, user: int, iid: int, side: str, qty: int, lev: int) -> None:
         w = self.model.wallets[user]
         money = w.available + w.locked
-        key = f"rt{len(self.requests)}"
+        # Fresh keys: reusing one (a replay of an earlier identical round trip, which moves no
+        # money) would compare the first answer's balances with today's (tests/trading/
+        # test_round_trip_regression.py).
+        self.trips += 1
+        key = f"rt{self.trips}"
         opened = self.both(
             "open",
             {"user_id": user, "instrument_id": iid, "side": side, "qty": qty, "leverage": lev,
@@ -222,6 +227,7 @@ class TradingMachine(RuleBasedStateMachine):
         )  # fmt: skip
         if not isinstance(opened, OpenResult):
             return
+        assert not opened.replay
         closed = self.both(
             "close",
             {"user_id": user, "position_id": opened.position_id, "instrument_id": iid,
@@ -230,6 +236,7 @@ class TradingMachine(RuleBasedStateMachine):
         )  # fmt: skip
         if not isinstance(closed, CloseResult):
             return
+        assert not closed.replay
         change = closed.available + closed.locked - money
         fees = opened.fee + closed.fee
         assert change <= 0, "a round trip at a constant index made a profit"
