@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-external lint format clean
+.PHONY: dev test chromium lint format clean vendor-web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 dev: $(STAMP)
 	$(BIN)/ftl dev
 
-test: $(STAMP)
+# The browser test drives Debian's chromium; install it when missing and we may (root, apt).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: chromium not installed; the browser test will be skipped"; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -32,3 +38,7 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .ftl build dist
+
+# Upgrade the vendored MessagePack codec of the web client (needs npm; the result is committed).
+vendor-web:
+	bash scripts/vendor_web.sh

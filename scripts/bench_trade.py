@@ -49,10 +49,12 @@ class Workload:
         self.rng = random.Random(seed_)
         self.open: dict[int, list[int]] = {u: [] for u in self.users}
         self.busy: set[int] = set()
+        self.errors: dict[int, Any] = {}  # the first error body of each status, for the report
 
     async def op(self, conn: Connection) -> int:
         user = self.rng.choice(self.users)
-        while user in self.busy:
+        while user in self.busy:  # one request per user at a time, like a person clicking
+            await asyncio.sleep(0)
             user = self.rng.choice(self.users)
         self.busy.add(user)
         try:
@@ -75,6 +77,8 @@ class Workload:
                 "acceptable_price": 1_000_000_000 if side == "long" else 1,
             }
             status, reply = await conn.request("POST", "/api/positions/open", headers, body)
+            if status >= 400 and status not in self.errors:
+                self.errors[status] = reply
             if status == 201:
                 self.open[user].append(int(reply["position"]["id"]))
             return status
@@ -124,10 +128,9 @@ async def _prepare(
                 "SELECT unnest(%s::bigint[]), 100000000, 100000000",
                 (ids,),
             )
-        from ftl.persistence.hot import ensure_wallet
+        from ftl.persistence.recovery import rebuild
 
-        for uid in ids:
-            await ensure_wallet(stores, uid)
+        await rebuild(stores)  # hot state as the flusher builds it at start
         return mint_tokens(ids), [s.id for s in seeds]
     finally:
         await stores.close()
@@ -271,6 +274,8 @@ async def main() -> None:
             api.wait(10)
         print("\nFTL api process (Redis Lua hot path + one PostgreSQL round trip)\n")
         print(_table(ftl_rows))
+        if work.errors:
+            print(f"\nfirst error replies: {work.errors}")
         print(f"\nLua usec_per_call: position_open {lua_open:.1f} µs, position_close {lua_close:.1f} µs")
         if args.skip_baseline:
             return

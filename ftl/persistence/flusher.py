@@ -25,6 +25,7 @@ from redis.exceptions import RedisError, ResponseError
 from ftl import logs
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import persist_trades
+from ftl.persistence.marks import Marks
 from ftl.persistence.recovery import ensure_hot_state
 from ftl.stores import Stores
 
@@ -56,7 +57,13 @@ class FlushStats:
 
 class Flusher:
     def __init__(
-        self, stores: Stores, *, batch: int = 2000, claim_idle_ms: int = 5000, consumer: str | None = None
+        self,
+        stores: Stores,
+        *,
+        batch: int = 2000,
+        claim_idle_ms: int = 5000,
+        consumer: str | None = None,
+        marks: Marks | None = None,
     ) -> None:
         self.stores = stores
         self.keys = stores.keys
@@ -64,6 +71,8 @@ class Flusher:
         self.claim_idle_ms = claim_idle_ms
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._group_ready = False
+        # Leaderboards, mark-to-market and liquidation sweep (ftl/persistence/marks.py).
+        self.marks = marks if marks is not None else Marks(stores)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -88,6 +97,7 @@ class Flusher:
             ids = [eid for eid, _ in entries]
             async with self.stores.pg.connection() as conn:
                 stats.new_trades = await persist_trades(conn, [fields for _, fields in entries])
+            await self.marks.track([fields for _, fields in entries])  # before the ack: retried
             pipe = self.redis.pipeline(transaction=False)
             pipe.xack(self.keys.outbox, GROUP, *ids)
             pipe.xdel(self.keys.outbox, *ids)
@@ -203,6 +213,7 @@ class Flusher:
             try:
                 await ensure_hot_state(self.stores, rebuild_lock)
                 await self.flush_once()
+                await self.marks.tick()  # sweep moved instruments; mark-to-market, snapshots when due
             except (RedisError, psycopg.Error, OSError) as exc:
                 log.warning("flush pass failed; retrying", error=repr(exc))
             with contextlib.suppress(TimeoutError):

@@ -12,11 +12,13 @@ from ftl.auth.service import AuthService
 from ftl.health import Health
 from ftl.pricing.routes import pricing_routes
 from ftl.stores import Stores
+from ftl.trading.leaderboard_routes import leaderboard_routes
 from ftl.trading.routes import trading_routes
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from ftl.trading.service import Trader, Traders
 from ftl.web.errors import EXCEPTION_HANDLERS
 from ftl.web.health_routes import health_routes
+from ftl.web.static_routes import static_routes
 
 
 def build_api(stores: Stores, health: Health) -> Starlette:
@@ -38,6 +40,8 @@ def build_api(stores: Stores, health: Health) -> Starlette:
         *auth_routes(),
         *trading_routes(stores, scripts, authenticate),
         *pricing_routes(stores, authenticate),
+        *leaderboard_routes(stores, authenticate),
+        *static_routes(stores.settings),
     ]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=auth.lifespan)
     mount_auth(app, auth)
