@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.routing import BaseRoute
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from ftl.auth.deps import current_user
 from ftl.auth.routes import auth_routes, mount_auth
@@ -16,9 +17,18 @@ from ftl.trading.leaderboard_routes import leaderboard_routes
 from ftl.trading.routes import trading_routes
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from ftl.trading.service import Trader, Traders
+from ftl.web import openapi
 from ftl.web.errors import EXCEPTION_HANDLERS
 from ftl.web.health_routes import health_routes
 from ftl.web.static_routes import static_routes
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi.document())
+
+
+async def openapi_page(request: Request) -> Response:
+    return HTMLResponse(openapi.docs_page())
 
 
 def build_api(stores: Stores, health: Health) -> Starlette:
@@ -41,6 +51,8 @@ def build_api(stores: Stores, health: Health) -> Starlette:
         *trading_routes(stores, scripts, authenticate),
         *pricing_routes(stores, authenticate),
         *leaderboard_routes(stores, authenticate),
+        Route("/api/openapi.json", openapi_json, methods=["GET"]),
+        Route("/api/docs", openapi_page, methods=["GET"]),
         *static_routes(stores.settings),
     ]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=auth.lifespan)
