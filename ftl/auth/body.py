@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
 from starlette.requests import Request
 
 from ftl.web.errors import ApiError
+from ftl.web.validate import json_object
 
 # Room for an oversized token to reach the token check (and its specific 401), not much more.
 MAX_BODY = 128 * 1024
@@ -23,38 +23,7 @@ async def read_object(
     request: Request, allowed: Collection[str], required: Collection[str]
 ) -> dict[str, Any]:
     """The body as a JSON object with only ``allowed`` keys and every ``required`` one."""
-    ctype = request.headers.get("content-type", "")
-    if ctype and "json" not in ctype.lower():
-        raise ApiError(415, "unsupported_media_type", "send application/json")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request body over {MAX_BODY} bytes")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, "body_too_large", f"request body over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw, parse_constant=_no_constant) if raw else None
-    except (ValueError, RecursionError):
-        raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed_json", "request body must be a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ApiError(
-            422, "unknown_field", f"unknown field(s): {', '.join(unknown)}", extra={"field": unknown[0]}
-        )
-    missing = [name for name in required if name not in body]
-    if missing:
-        raise ApiError(
-            422, "missing_field", f"missing field(s): {', '.join(missing)}", extra={"field": missing[0]}
-        )
-    return body
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    return await json_object(request, allowed, required, max_body=MAX_BODY)
 
 
 def token_field(body: dict[str, Any], name: str) -> str:

@@ -19,17 +19,23 @@ def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
 
 
 async def json_object(
-    request: Request, allowed: Collection[str], required: Collection[str] = ()
+    request: Request,
+    allowed: Collection[str],
+    required: Collection[str] = (),
+    max_body: int = MAX_BODY,
 ) -> dict[str, Any]:
     """The body as a JSON object with only ``allowed`` keys and every ``required`` one."""
     ctype = request.headers.get("content-type", "")
-    if ctype and "json" not in ctype:
+    if ctype and "json" not in ctype.lower():
         raise ApiError(415, "unsupported_media_type", "send application/json")
-    raw = b""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
+    raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, "body_too_large", f"request body over {MAX_BODY} bytes")
+        if len(raw) > max_body:
+            raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
     try:
         body = json.loads(raw, parse_constant=_no_constant) if raw else None
     except (ValueError, RecursionError):
