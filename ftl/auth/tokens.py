@@ -17,6 +17,7 @@ from ftl.auth.principal import Principal
 ISSUER = "ftl"
 ALG = "HS256"
 CLOCK_SKEW_S = 60
+VERIFIED_CACHE = 100_000
 Kind = Literal["access", "refresh"]
 
 
@@ -47,6 +48,7 @@ class Tokens:
         self.ring = ring
         self.access_ttl_s = access_ttl_s
         self.refresh_ttl_s = refresh_ttl_s
+        self._verified: dict[str, Principal] = {}
 
     def _sign(self, claims: dict[str, Any]) -> str:
         header = {"alg": ALG, "kid": self.ring.signing_kid}
@@ -99,8 +101,21 @@ class Tokens:
         return _check(claims, kind, check_exp)
 
     def verify_access(self, token: object) -> Principal:
+        """Verify an access token; a verified one is remembered until it expires.
+
+        Every trade carries the same token for minutes: the cache saves the signature check on
+        the hot path. It belongs to this key ring, so a ring without the key verifies anew.
+        """
+        if isinstance(token, str):
+            hit = self._verified.get(token)
+            if hit is not None and hit.expires_at > time.time():
+                return hit
         claims = self.verify(token, "access")
-        return Principal(claims.user_id, claims.expires_at)
+        principal = Principal(claims.user_id, claims.expires_at)
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[str(token)] = principal
+        return principal
 
 
 def _check(claims: dict[str, Any], kind: Kind, check_exp: bool) -> OurClaims:
