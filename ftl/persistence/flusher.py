@@ -168,43 +168,38 @@ class Flusher:
                 return 0
         members = [_text(m) for m in await self.redis.smembers(processing)]
         instruments = sorted(int(m[2:]) for m in members if m.startswith("i:"))
-        wallets = sorted(int(m[2:]) for m in members if m.startswith("w:"))
-        if instruments or wallets:
-            await self._write_rows(instruments, wallets)
+        if instruments:
+            await self._write_instruments(instruments)
         await self.redis.delete(processing)
         return len(members)
 
-    async def _write_rows(self, instruments: list[int], wallets: list[int]) -> None:
+    async def _write_instruments(self, instruments: list[int]) -> None:
+        """Index, status and publish sequence from Redis; skew from PostgreSQL's open positions.
+
+        Wallet and position rows are written only with their trade (ledger.py), never from the
+        hot hashes: a hash may reflect a trade still in the outbox, which a Redis loss would take
+        away while the row kept its effect. For the same reason the skew is not Redis's.
+        """
         pipe = self.redis.pipeline(transaction=False)
         for iid in instruments:
-            pipe.hmget(self.keys.instrument(iid), "index", "index_ts", "skew", "status", "pseq")
-        for uid in wallets:
-            pipe.hmget(self.keys.wallet(uid), "available", "locked", "seq")
+            pipe.hmget(self.keys.instrument(iid), "index", "index_ts", "status", "pseq")
         hot = await pipe.execute()
-        ins_rows = [
-            (iid, int(h[0]), int(h[1] or 0), int(h[2] or 0), _text(h[3] or b"open"), int(h[4] or 0))
-            for iid, h in zip(instruments, hot[: len(instruments)], strict=True)
+        rows = [
+            (int(h[0]), int(h[1] or 0), _text(h[2] or b"open"), int(h[3] or 0), iid, iid)
+            for iid, h in zip(instruments, hot, strict=True)
             if h[0] is not None
         ]
-        wal_rows = [
-            (uid, int(h[0]), int(h[1] or 0), int(h[2] or 0))
-            for uid, h in zip(wallets, hot[len(instruments) :], strict=True)
-            if h[0] is not None
-        ]
+        if not rows:
+            return
         async with self.stores.pg.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            if ins_rows:
-                await cur.executemany(
-                    "UPDATE instruments SET index_price = %s, "
-                    "index_ts = to_timestamp(%s / 1000.0), skew = %s, status = %s, "
-                    "pseq = greatest(pseq, %s), updated_at = now() WHERE id = %s",
-                    [(i, ts, s, st, ps, iid) for iid, i, ts, s, st, ps in ins_rows],
-                )
-            if wal_rows:
-                await cur.executemany(
-                    "UPDATE wallets SET available = %s, locked = %s, seq = %s, "
-                    "updated_at = now() WHERE user_id = %s AND seq < %s",
-                    [(a, lk, seq, uid, seq) for uid, a, lk, seq in wal_rows],
-                )
+            await cur.executemany(
+                "UPDATE instruments SET index_price = %s, index_ts = to_timestamp(%s / 1000.0), "
+                "status = %s, pseq = greatest(pseq, %s), updated_at = now(), "
+                "skew = coalesce((SELECT sum(CASE side WHEN 'long' THEN qty ELSE -qty END) "
+                "FROM cfd_positions WHERE instrument_id = %s AND status = 'open'), 0) "
+                "WHERE id = %s",
+                rows,
+            )
 
     async def run(self, stop: asyncio.Event, interval_s: float = 0.15) -> None:
         """Flush every ``interval_s`` until ``stop``; errors are logged and retried."""

@@ -47,8 +47,9 @@ class PriceFeed:
 
     async def apply(self, changes: Sequence[IndexChange]) -> None:
         for c in changes:
-            # Status only for halts and resumes, so a change never reopens a closed instrument.
-            status = c.status if (c.halt_until_ms is not None or not c.repriced) else None
+            # Every change states the halt status: a halt that expires in the same poll as a
+            # rating change must lift (a change with halt_until None means "trades normally").
+            status = c.status
             result = await self.trading.update_index(
                 instrument_id=c.instrument_id,
                 index_price=c.index_cents if c.repriced else None,

@@ -56,6 +56,14 @@ async def test_a_change_moves_the_index_publishes_and_records_a_tick(stores: Sto
         await feed.apply([halt])
         assert await stores.redis.hget(stores.keys.instrument(iid), "status") == b"halted"
         assert await feed.writer.flush() == 0
+
+        # the halt runs out in the same poll as a new rating: one repriced change lifts it
+        after = IndexChange(
+            instrument_id=iid, player_id=iid, index_cents=1060, rating=7.2, ts_ms=now + 10_000
+        )
+        await feed.apply([after])
+        assert await stores.redis.hget(stores.keys.instrument(iid), "status") == b"open"
+        assert int(await stores.redis.hget(stores.keys.instrument(iid), "index") or 0) == 1060
     finally:
         await pubsub.aclose()
         if feed.feed is not None:
