@@ -1,4 +1,4 @@
-"""The ``ftl`` command: run a role, list roles, migrate, or run everything locally."""
+"""The ``ftl`` command: run a role, list roles, migrate, audit, or run everything locally."""
 
 from __future__ import annotations
 
@@ -51,9 +51,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     seed.add_argument("--file", default=None, help="squads JSON file (default: bundled demo squads)")
     sub.add_parser(
+        "simulate",
+        add_help=False,
+        help="match-day system test: every role as processes, load, faults, invariants "
+        "(from a checkout; options: ftl simulate --help)",
+    )
+    sub.add_parser(
         "healthcheck",
         help="exit 0 when this role's /healthz answers (container HEALTHCHECK)",
         description="GET /healthz on the port of FTL_ROLE (all and api: FTL_API_PORT).",
+    )
+    audit = sub.add_parser(
+        "audit",
+        help="reconcile Redis with PostgreSQL; check conservation of money and every trade",
+        description="Wait (bounded) until the flusher has written every trade so far, then compare "
+        "every wallet, position and instrument in Redis with PostgreSQL, replay wallets and positions "
+        "from the trade ledger, check that every trade balances, that money is conserved and no user "
+        "balance is negative. Exit 0: consistent; 1: a mismatch; 2: could not run; 3: no mismatch "
+        "but trading never paused, so some checks were skipped. Uses FTL_REDIS_URL / FTL_DATABASE_URL, "
+        "else the embedded servers a running ftl keeps in FTL_DATA_DIR.",
+    )
+    audit.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for the outbox to drain (default 30)"
+    )
+    audit.add_argument(
+        "--attempts", type=int, default=3, help="snapshots tried to find a quiet moment (default 3)"
     )
     sub.add_parser(
         "dev",
@@ -83,8 +105,14 @@ def _run(settings: config.Settings, role: str, *, auto_migrate: bool) -> int:
     from ftl.runtime.supervisor import supervise
 
     runtime = Runtime(settings, auto_migrate=auto_migrate)
+    loop_factory = None
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
     try:
-        return asyncio.run(supervise(runtime, role))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(supervise(runtime, role))
     except (PendingMigrations, DataDirBusy) as exc:
         print(f"ftl: {exc}", file=sys.stderr)
         return 2
@@ -172,7 +200,40 @@ def _healthcheck(settings: config.Settings) -> int:
         return 1
 
 
+def _audit(settings: config.Settings, wait_s: float, attempts: int) -> int:
+    from ftl.persistence.audit import audit, embedded_urls
+    from ftl.stores import Stores
+
+    redis_url, database_url = settings.redis_url, settings.database_url
+    if not (redis_url and database_url):
+        found = embedded_urls(settings.data_dir)
+        if found is None:
+            print(
+                f"ftl: no running embedded servers in {settings.data_dir.resolve()}; start `ftl dev` "
+                "or set FTL_REDIS_URL and FTL_DATABASE_URL",
+                file=sys.stderr,
+            )
+            return 2
+        redis_url, database_url = redis_url or found[0], database_url or found[1]
+
+    async def run() -> int:
+        stores = await Stores.open(settings, redis_url, database_url)
+        try:
+            report = await audit(stores, wait_s=wait_s, attempts=max(1, attempts))
+        finally:
+            await stores.close()
+        print(report.render())
+        return report.exit_code
+
+    return asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # the match-day system test; its options: ftl simulate --help
+        from scripts.matchday import main as simulate
+
+        return simulate(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "roles":
         from ftl.runtime.roles import describe
@@ -188,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _seed(_settings(), args.file)
     if args.command == "healthcheck":
         return _healthcheck(_settings())
+    if args.command == "audit":
+        return _audit(_settings(), args.wait, args.attempts)
     if args.command == "dev":
         settings = _settings("all")
         return _run(settings, "all", auto_migrate=True)

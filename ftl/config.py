@@ -55,6 +55,8 @@ class Settings:
     ws_workers: int = 1
     replay_speed: float = 10.0
     seed_demo: bool = True
+    event_loop: str = "uvloop"
+    fault_after_lua: bool = False  # tests only: the api kills itself after a trade's Lua call
 
     @property
     def production(self) -> bool:
@@ -211,10 +213,12 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         fee_bps=r.get("FTL_FEE_BPS", 10, _int_range(0, 1000)),
         mm_bps=r.get("FTL_MM_BPS", 500, _int_range(0, 10_000)),
         replay_speed=r.get("FTL_REPLAY_SPEED", 10.0, _float_range(0.1, 1000.0)),
+        event_loop=r.get("FTL_EVENT_LOOP", "uvloop", _choice(("uvloop", "asyncio"))),
         seed_demo=r.get("FTL_SEED_DEMO", not production, _bool),
         ws_workers=r.get("FTL_WS_WORKERS", 2 if production else 1, _int_range(1, 16)),
         max_index_age_s=r.get("FTL_MAX_INDEX_AGE_S", 0, _int_range(0, 86_400)),
         log_level=r.get("FTL_LOG_LEVEL", "info", _choice(("debug", "info", "warning", "error"))),
+        fault_after_lua=r.get("FTL_TEST_FAULT_AFTER_LUA", False, _bool),
     )
     if overrides:
         settings = settings.replace(**overrides)
@@ -225,6 +229,8 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
             r.problems.append("FTL_DATABASE_URL is required when FTL_ENV=production")
         if not settings.jwt_keys:
             r.problems.append("FTL_JWT_KEYS is required when FTL_ENV=production")
+        if settings.fault_after_lua:
+            r.problems.append("FTL_TEST_FAULT_AFTER_LUA is a test-only fault hook, refused in production")
     if r.problems:
         raise ConfigError(r.problems)
     return settings

@@ -226,8 +226,12 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--instruments", type=int, default=5)
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
-                        help="event loop of the api process (FTL_EVENT_LOOP)")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop of the api process (FTL_EVENT_LOOP)",
+    )
     args = parser.parse_args()
     rates = [int(x) for x in args.rates.split(",") if x]
     logs.configure("console", "warning")

@@ -204,12 +204,29 @@ class Flusher:
     async def run(self, stop: asyncio.Event, interval_s: float = 0.15) -> None:
         """Flush every ``interval_s`` until ``stop``; errors are logged and retried."""
         rebuild_lock = LeaderLock(self.stores.scripts, self.keys, "rebuild", ttl_ms=120_000)
+        # Sweeps and mark-to-market run beside the flush loop: a long pass (the first after a
+        # rebuild) must not hold back the outbox drain.
+        sweeps = asyncio.create_task(self._sweep_loop(stop, interval_s))
+        try:
+            while not stop.is_set():
+                try:
+                    await ensure_hot_state(self.stores, rebuild_lock)
+                    await self.flush_once()
+                except (RedisError, psycopg.Error, OSError) as exc:
+                    log.warning("flush pass failed; retrying", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval_s)
+        finally:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sweeps), 3.0)
+            sweeps.cancel()
+
+    async def _sweep_loop(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
             try:
-                await ensure_hot_state(self.stores, rebuild_lock)
-                await self.flush_once()
-                await self.marks.tick()  # sweep moved instruments; mark-to-market, snapshots when due
+                if await self.redis.exists(self.keys.boot_marker):
+                    await self.marks.tick()  # liquidations; mark-to-market, snapshots when due
             except (RedisError, psycopg.Error, OSError) as exc:
-                log.warning("flush pass failed; retrying", error=repr(exc))
+                log.warning("sweep pass failed; retrying", error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)

@@ -8,9 +8,10 @@ the boot marker; the trade scripts refuse to trade (``recovering``) while the ma
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -24,6 +25,7 @@ log = logs.get(__name__)
 PSEQ_JUMP = 1000  # publishes since the last flush were lost: jump ahead so clients see a gap
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 CHUNK = 5000
+ID_GAP = 1_000_000  # ids skipped after a rebuild (bigint ids: about 9e12 rebuilds of room)
 
 
 @dataclass
@@ -39,9 +41,94 @@ async def hot_state_present(stores: Stores) -> bool:
     return bool(await stores.redis.exists(stores.keys.boot_marker))
 
 
-async def _flush_pipe(pipe: Any, count: int) -> int:
-    await pipe.execute()
-    return count
+_INSTRUMENT_FIELDS = ("index", "index_ts", "skew", "depth", "cap", "status", "long", "short", "pseq")
+_WALLET_FIELDS = ("available", "locked", "equity", "seq", "district")
+_POSITION_FIELDS = (
+    "user", "instrument", "side", "qty", "entry_price", "entry_notional", "margin", "leverage",
+    "status", "realised_pnl", "seq", "opened_ts",
+)  # fmt: skip
+# The trade's outbox entry, in the order the first reply lists it (see lua/position_open.lua).
+_ENTRY_FIELDS = (
+    "trade_id", "kind", "position_id", "instrument_id", "side", "qty", "price", "notional", "fee",
+    "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
+    "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
+    "pos_status", "pos_seq", "pos_opened_ts", "pos_closed_ts", "w_available", "w_locked",
+    "house_available", "user_id", "idempotency_key", "request_hash",
+)  # fmt: skip
+
+# Every column as text ('' for NULL): the rows go to Redis as they are, in one MessagePack blob.
+_INSTRUMENTS = """
+SELECT i.id::text, i.index_price::text,
+       greatest((extract(epoch FROM i.index_ts) * 1000)::bigint, %(now)s)::text,
+       (coalesce(o.lng, 0) - coalesce(o.sht, 0))::text, i.depth::text, i.skew_cap::text, i.status,
+       coalesce(o.lng, 0)::text, coalesce(o.sht, 0)::text, (i.pseq + %(jump)s)::text
+FROM instruments i LEFT JOIN (
+    SELECT instrument_id, sum(qty) FILTER (WHERE side = 'long') AS lng,
+           sum(qty) FILTER (WHERE side = 'short') AS sht
+    FROM cfd_positions WHERE status = 'open' GROUP BY instrument_id) o ON o.instrument_id = i.id
+"""  # skew = long units - short units, recomputed from the open positions
+
+_WALLETS = """
+SELECT w.user_id::text, w.available::text, w.locked::text, (w.available + w.locked)::text,
+       w.seq::text, coalesce(u.district_id::text, '')
+FROM wallets w JOIN users u ON u.id = w.user_id
+"""
+
+_POSITIONS = """
+SELECT id::text, user_id::text, instrument_id::text, side, qty::text, entry_price::text,
+       entry_notional::text, margin::text, leverage::text, status, realised_pnl::text, seq::text,
+       (extract(epoch FROM opened_at) * 1000)::bigint::text
+FROM cfd_positions WHERE status = 'open'
+"""
+
+_IDEMPOTENCY = """
+SELECT t.user_id::text, t.idempotency_key, t.request_hash,
+       ((extract(epoch FROM t.created_at) * 1000)::bigint + %(window)s * 1000)::text,
+       t.id::text, t.kind, t.position_id::text, t.instrument_id::text, t.side, t.qty::text,
+       t.price::text, t.notional::text, t.fee::text, t.margin::text, t.realised_pnl::text,
+       t.payout::text, t.leverage::text, t.index_price::text, t.skew_after::text,
+       (extract(epoch FROM t.created_at) * 1000)::bigint::text,
+       p.qty::text, p.entry_price::text, p.entry_notional::text, p.margin::text,
+       p.realised_pnl::text, p.status, p.seq::text, (extract(epoch FROM p.opened_at) * 1000)::bigint::text,
+       coalesce((extract(epoch FROM p.closed_at) * 1000)::bigint::text, ''),
+       w.available::text, w.locked::text, h.available::text,
+       t.user_id::text, t.idempotency_key, t.request_hash
+FROM trades t JOIN cfd_positions p ON p.id = t.position_id
+JOIN wallets w ON w.user_id = t.user_id JOIN wallets h ON h.user_id = 0
+WHERE t.idempotency_key IS NOT NULL AND t.request_hash IS NOT NULL
+  AND t.created_at > now() - make_interval(secs => %(window)s)
+"""
+
+
+async def _load(
+    stores: Stores, conn: Any, sql: str, args: dict[str, Any], mode: str, prefix: str, names: Sequence[str]
+) -> int:
+    """Stream the rows of ``sql`` into Redis through ``rebuild_load.lua``, a chunk per call.
+
+    Fetching and packing the next chunk overlaps with Redis loading the previous one.
+    """
+    keys = stores.keys
+    lua_keys = [keys.leaderboard_overall, keys.leaderboard_district("")]
+    packed_names = msgpack.packb(list(names))
+    loaded = 0
+    pending: asyncio.Future[Any] | None = None
+    try:
+        async with conn.cursor(name=f"rebuild_{mode}") as cur:
+            await cur.execute(sql, args)
+            while rows := await cur.fetchmany(CHUNK):
+                blob = msgpack.packb(rows)
+                if pending is not None:
+                    loaded += int(await pending)
+                pending = asyncio.ensure_future(
+                    stores.scripts.call("rebuild_load", lua_keys, [mode, prefix, packed_names, blob])
+                )
+        if pending is not None:
+            loaded += int(await pending)
+            pending = None
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+    return loaded
 
 
 async def rebuild(stores: Stores) -> RebuildReport:
@@ -52,71 +139,17 @@ async def rebuild(stores: Stores) -> RebuildReport:
     r = stores.redis
     await stores.scripts.load_all()
     now_ms = int(time.time() * 1000)
-    async with stores.pg.connection() as conn:
-        # Instruments: skew from open positions (invariant: skew = long units - short units).
-        cur = await conn.execute(
-            "SELECT i.id, i.index_price, (extract(epoch FROM i.index_ts) * 1000)::bigint, "
-            "i.depth, i.skew_cap, i.status, i.pseq, "
-            "coalesce(sum(p.qty) FILTER (WHERE p.side = 'long'), 0)::bigint, "
-            "coalesce(sum(p.qty) FILTER (WHERE p.side = 'short'), 0)::bigint "
-            "FROM instruments i LEFT JOIN cfd_positions p "
-            "ON p.instrument_id = i.id AND p.status = 'open' GROUP BY i.id"
+    # One snapshot for every query (named cursors need a transaction anyway).
+    async with stores.pg.connection() as conn, conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        report.instruments = await _load(
+            stores, conn, _INSTRUMENTS, {"now": now_ms, "jump": PSEQ_JUMP}, "hashes",
+            keys.instrument(""), _INSTRUMENT_FIELDS,
+        )  # fmt: skip
+        report.wallets = await _load(stores, conn, _WALLETS, {}, "wallets", keys.wallet(""), _WALLET_FIELDS)
+        report.positions = await _load(
+            stores, conn, _POSITIONS, {}, "hashes", keys.position(""), _POSITION_FIELDS
         )
-        pipe = r.pipeline(transaction=False)
-        for iid, index, index_ts, depth, cap, status, pseq, lng, sht in await cur.fetchall():
-            pipe.hset(keys.instrument(iid), mapping={
-                "index": index, "index_ts": max(int(index_ts), now_ms), "skew": lng - sht,
-                "depth": depth, "cap": cap, "status": status, "long": lng, "short": sht,
-                "pseq": int(pseq) + PSEQ_JUMP,
-            })  # fmt: skip
-            report.instruments += 1
-        await pipe.execute()
-
-        # Wallets (the house too) and leaderboards.
-        cur = await conn.execute(
-            "SELECT w.user_id, w.available, w.locked, w.seq, u.district_id "
-            "FROM wallets w JOIN users u ON u.id = w.user_id"
-        )
-        pipe = r.pipeline(transaction=False)
-        n = 0
-        async for uid, available, locked, seq, district in cur:
-            equity = available + locked
-            pipe.hset(keys.wallet(uid), mapping={
-                "available": available, "locked": locked, "equity": equity, "seq": seq,
-                "district": "" if district is None else district,
-            })  # fmt: skip
-            if uid != 0:
-                pipe.zadd(keys.leaderboard_overall, {str(uid): equity})
-                if district is not None:
-                    pipe.zadd(keys.leaderboard_district(district), {str(uid): equity})
-            n += 1
-            if n % CHUNK == 0:
-                await pipe.execute()
-                pipe = r.pipeline(transaction=False)
-        await pipe.execute()
-        report.wallets = n
-
-        # Open positions.
-        cur = await conn.execute(
-            "SELECT id, user_id, instrument_id, side, qty, entry_price, entry_notional, margin, "
-            "leverage, status, realised_pnl, seq, (extract(epoch FROM opened_at) * 1000)::bigint "
-            "FROM cfd_positions WHERE status = 'open'"
-        )
-        pipe = r.pipeline(transaction=False)
-        n = 0
-        async for pid, uid, iid, side, qty, ep, en, margin, lev, status, rp, seq, opened in cur:
-            pipe.hset(keys.position(pid), mapping={
-                "user": uid, "instrument": iid, "side": side, "qty": qty, "entry_price": ep,
-                "entry_notional": en, "margin": margin, "leverage": lev, "status": status,
-                "realised_pnl": rp, "seq": seq, "opened_ts": opened,
-            })  # fmt: skip
-            n += 1
-            if n % CHUNK == 0:
-                await pipe.execute()
-                pipe = r.pipeline(transaction=False)
-        await pipe.execute()
-        report.positions = n
-
         # Id counters continue after the largest ids PostgreSQL has.
         cur = await conn.execute(
             "SELECT (SELECT coalesce(max(id), 0) FROM trades), "
@@ -124,70 +157,21 @@ async def rebuild(stores: Stores) -> RebuildReport:
         )
         row = await cur.fetchone()
         assert row is not None
-        await r.hset(keys.seq, mapping={"trade": row[0], "position": row[1]})
-
-        # Idempotency keys of recent trades: a retry returns the first answer, never a 2nd trade.
-        cur = await conn.execute(
-            "SELECT t.user_id, t.idempotency_key, t.request_hash, "
-            "(extract(epoch FROM t.created_at) * 1000)::bigint + %s * 1000, "
-            "t.id, t.kind, t.position_id, t.instrument_id, t.side, t.qty, t.price, t.notional, "
-            "t.fee, t.margin, t.realised_pnl, t.payout, t.leverage, t.index_price, t.skew_after, "
-            "(extract(epoch FROM t.created_at) * 1000)::bigint, "
-            "p.qty, p.entry_price, p.entry_notional, p.margin, p.realised_pnl, p.status, p.seq, "
-            "(extract(epoch FROM p.opened_at) * 1000)::bigint, "
-            "(extract(epoch FROM p.closed_at) * 1000)::bigint, w.available, w.locked, h.available "
-            "FROM trades t JOIN cfd_positions p ON p.id = t.position_id "
-            "JOIN wallets w ON w.user_id = t.user_id JOIN wallets h ON h.user_id = 0 "
-            "WHERE t.idempotency_key IS NOT NULL AND t.request_hash IS NOT NULL "
-            "AND t.created_at > now() - make_interval(secs => %s)",
-            (IDEMPOTENCY_WINDOW_S, IDEMPOTENCY_WINDOW_S),
-        )
-        pipe = r.pipeline(transaction=False)
-        n = 0
-        async for row in cur:
-            key = keys.idempotency(row[0], row[1])
-            pipe.hset(
-                key,
-                mapping={"hash": row[2], "reply": _reply(row[0], row[1], row[2], row[4:]), "trade": row[4]},
-            )
-            pipe.pexpireat(key, int(row[3]))
-            n += 1
-            if n % CHUNK == 0:
-                await pipe.execute()
-                pipe = r.pipeline(transaction=False)
-        await pipe.execute()
-        report.idempotency_keys = n
+        # A gap: a trade done on the lost Redis may still be on its way into PostgreSQL (the
+        # api's write after its Lua call); its id must not be handed out a second time.
+        await r.hset(keys.seq, mapping={"trade": row[0] + ID_GAP, "position": row[1] + ID_GAP})
+        # Idempotency keys of recent trades: a retry returns the first answer, never a 2nd
+        # trade. Position and wallet figures in that reply are today's rows (Redis lost the
+        # ones of the moment); their sequence numbers keep a re-persist of the entry from
+        # moving any row backwards.
+        report.idempotency_keys = await _load(
+            stores, conn, _IDEMPOTENCY, {"window": IDEMPOTENCY_WINDOW_S}, "idempotency",
+            keys.idempotency("", "")[:-1], _ENTRY_FIELDS,
+        )  # fmt: skip
 
     await r.set(keys.boot_marker, str(now_ms))
     report.seconds = time.perf_counter() - t0
     return report
-
-
-_ENTRY_FIELDS = (
-    "trade_id", "kind", "position_id", "instrument_id", "side", "qty", "price", "notional", "fee",
-    "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
-    "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
-    "pos_status", "pos_seq", "pos_opened_ts", "pos_closed_ts", "w_available", "w_locked",
-    "house_available",
-)  # fmt: skip
-
-
-def _reply(user_id: int, idempotency_key: str, request_hash: str, values: Sequence[Any]) -> bytes:
-    """The first reply of a trade as the scripts store it: a MessagePack array of strings,
-    ``ok, replay, mark, m`` then the trade's outbox entry.
-
-    Position and wallet figures are today's rows (Redis lost the ones of the moment); their
-    sequence numbers keep a re-persist of this entry from moving any row backwards.
-    """
-    entry = dict(zip(_ENTRY_FIELDS, values, strict=True))
-    entry["user_id"] = user_id
-    entry["idempotency_key"] = idempotency_key
-    entry["request_hash"] = request_hash
-    fields: list[str] = ["ok", "0", "mark", str(entry["price"])]
-    for name, value in entry.items():
-        fields += [name, "" if value is None else str(value)]
-    packed: bytes = msgpack.packb(fields)
-    return packed
 
 
 async def ensure_hot_state(stores: Stores, lock: LeaderLock) -> RebuildReport | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,13 @@ def rejection(code: str) -> ApiError:
         return ApiError(404, "not_found" if what == "position" else "unknown_instrument", f"no such {what}")
     if code in _STATE:
         return ApiError(409, code, _MESSAGES.get(code, code))
+    if code == r.RECOVERING:
+        return ApiError(
+            503,
+            "recovering",
+            "trading is paused while the hot state is rebuilt after a cache loss; retry shortly",
+            headers={"Retry-After": "1"},
+        )
     return ApiError(422, code, f"rejected: {code}")
 
 
@@ -115,6 +124,10 @@ class TradeService:
 
     async def _persist(self, result: OpenResult | CloseResult, entry: dict[str, str]) -> None:
         """A 2xx means PostgreSQL has the trade; otherwise a 503 that says so."""
+        if self.stores.settings.fault_after_lua and not result.replay:
+            # Test-only fault hook (refused in production): die between the Lua call and the
+            # PostgreSQL write, so the flusher must persist the trade from the outbox.
+            os.kill(os.getpid(), signal.SIGKILL)
         try:
             async with self.stores.pg.connection(timeout=2.0) as conn:
                 await persist_trade(conn, entry)
