@@ -8,6 +8,7 @@ Wallet and position rows only move forward: each carries the id of the last trad
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,18 +88,69 @@ async def persist_trade(conn: psycopg.AsyncConnection[Any], entry: Mapping[Any, 
     return bool(row and row[0])
 
 
+_BATCH_SQL = """
+WITH e AS (
+    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS x(
+        trade_id bigint, kind text, user_id bigint, position_id bigint, instrument_id bigint,
+        side text, qty bigint, price bigint, notional bigint, fee bigint, margin bigint,
+        realised_pnl bigint, payout bigint, leverage smallint, index_price bigint,
+        skew_after bigint, idempotency_key text, request_hash text, ts bigint, pos_qty bigint,
+        pos_entry_price bigint, pos_entry_notional bigint, pos_margin bigint,
+        pos_realised_pnl bigint, pos_status text, pos_opened_ts bigint, pos_closed_ts bigint,
+        w_available bigint, w_locked bigint, house_available bigint)
+), p AS (
+    INSERT INTO cfd_positions (id, user_id, instrument_id, side, qty, entry_price,
+                               entry_notional, margin, leverage, realised_pnl, status, seq,
+                               opened_at, closed_at)
+    SELECT DISTINCT ON (position_id) position_id, user_id, instrument_id, side, pos_qty,
+           pos_entry_price, pos_entry_notional, pos_margin, leverage, pos_realised_pnl,
+           pos_status, trade_id, to_timestamp(pos_opened_ts / 1000.0),
+           to_timestamp(pos_closed_ts / 1000.0)
+    FROM e ORDER BY position_id, trade_id DESC
+    ON CONFLICT (id) DO UPDATE SET
+        qty = EXCLUDED.qty, entry_price = EXCLUDED.entry_price,
+        entry_notional = EXCLUDED.entry_notional, margin = EXCLUDED.margin,
+        realised_pnl = EXCLUDED.realised_pnl, status = EXCLUDED.status, seq = EXCLUDED.seq,
+        closed_at = EXCLUDED.closed_at
+    WHERE cfd_positions.seq < EXCLUDED.seq
+    RETURNING 1
+), t AS (
+    INSERT INTO trades (id, user_id, position_id, instrument_id, kind, side, qty, price,
+                        notional, fee, margin, realised_pnl, payout, leverage, index_price,
+                        skew_after, idempotency_key, request_hash, created_at)
+    SELECT trade_id, user_id, position_id, instrument_id, kind, side, qty, price, notional, fee,
+           margin, realised_pnl, payout, leverage, index_price, skew_after, idempotency_key,
+           request_hash, to_timestamp(ts / 1000.0)
+    FROM e ORDER BY trade_id
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), w AS (
+    UPDATE wallets SET available = l.w_available, locked = l.w_locked, seq = l.trade_id,
+                       updated_at = now()
+    FROM (SELECT DISTINCT ON (user_id) user_id, w_available, w_locked, trade_id
+          FROM e ORDER BY user_id, trade_id DESC) l
+    WHERE wallets.user_id = l.user_id AND wallets.seq < l.trade_id
+    RETURNING 1
+), h AS (
+    UPDATE wallets SET available = l.house_available, seq = l.trade_id, updated_at = now()
+    FROM (SELECT house_available, trade_id FROM e ORDER BY trade_id DESC LIMIT 1) l
+    WHERE wallets.user_id = 0 AND wallets.seq < l.trade_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM p), (SELECT count(*) FROM w),
+       (SELECT count(*) FROM h)
+"""
+
+
 async def persist_trades(conn: psycopg.AsyncConnection[Any], entries: list[Mapping[Any, Any]]) -> int:
-    """Write many trades in one transaction and pipeline; returns how many were new."""
+    """Write many trades with one set-based statement; returns how many were new.
+
+    Same effect as :func:`persist_trade` for each entry in trade order: each position and wallet
+    row ends at its latest trade of the batch (and never moves backwards).
+    """
     if not entries:
         return 0
-    ordered = sorted((params(e) for e in entries), key=lambda p: p["trade_id"])
-    new = 0
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(_SQL, ordered, returning=True)
-        while True:
-            row = await cur.fetchone()
-            if row and row[0]:
-                new += 1
-            if not cur.nextset():
-                break
-    return new
+    rows = [params(e) for e in entries]
+    cur = await conn.execute(_BATCH_SQL, (json.dumps(rows),))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0

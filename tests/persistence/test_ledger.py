@@ -104,3 +104,25 @@ async def test_dirty_instrument_state_is_flushed(stores: Stores) -> None:
     row = await _row(stores, "SELECT index_price, status, pseq > 0 FROM instruments WHERE id = %s", iid)
     assert row == (1234, "halted", True)
     assert not await stores.redis.exists(stores.keys.dirty)
+
+
+async def test_one_batch_with_a_whole_position_life_ends_at_its_last_trade(stores: Stores) -> None:
+    user, other, iid = await make_trader(stores), await make_trader(stores), await make_instrument(stores)
+    opened = await _open(stores, user, iid, "life-o", qty=10)
+    await _open(stores, other, iid, "other", qty=3)
+    part = await trading(stores).close(
+        user_id=user, position_id=opened.position_id, qty=4, acceptable_price=1, idempotency_key="life-p"
+    )
+    last = await trading(stores).close(
+        user_id=user, position_id=opened.position_id, acceptable_price=1, idempotency_key="life-c"
+    )
+    assert isinstance(part, CloseResult) and isinstance(last, CloseResult)
+    stats = await Flusher(stores).flush_once()
+    assert stats.new_trades == 4
+    pos = await _row(stores, "SELECT qty, status, seq FROM cfd_positions WHERE id = %s", opened.position_id)
+    assert pos == (0, "closed", last.trade_id)
+    wallet = await _row(stores, "SELECT available, locked, seq FROM wallets WHERE user_id = %s", user)
+    assert wallet == (last.available, last.locked, last.trade_id)
+    house = await stores.redis.hget(stores.keys.wallet(0), "available")
+    hrow = await _row(stores, "SELECT available FROM wallets WHERE user_id = 0")
+    assert hrow is not None and house is not None and hrow[0] == int(house)
