@@ -151,6 +151,18 @@ async def persist_trades(conn: psycopg.AsyncConnection[Any], entries: list[Mappi
     if not entries:
         return 0
     rows = [params(e) for e in entries]
-    cur = await conn.execute(_BATCH_SQL, (json.dumps(rows),))
-    row = await cur.fetchone()
+    async with conn.transaction():
+        cur = await conn.execute(_BATCH_SQL, (json.dumps(rows),))
+        row = await cur.fetchone()
+        # Every trade passes through here (the hot path's too): the skew of each instrument it
+        # touched is recomputed from the open positions PostgreSQL now has.
+        await conn.execute(_SKEW_SQL, (sorted({r["instrument_id"] for r in rows}),))
     return int(row[0]) if row else 0
+
+
+_SKEW_SQL = """
+UPDATE instruments i SET skew = coalesce((
+    SELECT sum(CASE p.side WHEN 'long' THEN p.qty ELSE -p.qty END)
+    FROM cfd_positions p WHERE p.instrument_id = i.id AND p.status = 'open'), 0)
+WHERE i.id = ANY(%s)
+"""
