@@ -227,6 +227,12 @@ async def main() -> None:
     parser.add_argument("--instruments", type=int, default=5)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="PATH",
+        help="py-spy the api process during the FTL phases (collapsed stacks)",
+    )
+    parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
         default="uvloop",
@@ -274,7 +280,30 @@ async def main() -> None:
         try:
             _wait_http(f"http://127.0.0.1:{port}/readyz")
             work = Workload(tokens, instruments)
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--nonblocking",
+                        "-r",
+                        "200",
+                        "-f",
+                        "raw",
+                        "-o",
+                        args.profile,
+                        "-p",
+                        str(api.pid),
+                        "-d",
+                        str(int(args.seconds * (len(rates) + 1) + 5)),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             ftl_rows = await _phases("ftl", port, work, rates, args.seconds, redis_url)
+            if spy is not None:
+                spy.wait(60)
             lua_open, lua_close = await _lua_split(port, work, redis_url, min(args.seconds, 5))
         finally:
             api.terminate()
