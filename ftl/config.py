@@ -56,6 +56,11 @@ class Settings:
     replay_speed: float = 10.0
     seed_demo: bool = True
     event_loop: str = "uvloop"
+    mtm_interval_s: float = 1.0
+    snapshot_interval_s: float = 300.0
+    snapshot_top: int = 1000
+    leaderboard_epoch_ms: int = 1_780_272_000_000
+    leaderboard_slot_ms: int = 4000
     fault_after_lua: bool = False  # tests only: the api kills itself after a trade's Lua call
 
     @property
@@ -213,6 +218,11 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         fee_bps=r.get("FTL_FEE_BPS", 10, _int_range(0, 1000)),
         mm_bps=r.get("FTL_MM_BPS", 500, _int_range(0, 10_000)),
         replay_speed=r.get("FTL_REPLAY_SPEED", 10.0, _float_range(0.1, 1000.0)),
+        mtm_interval_s=r.get("FTL_MTM_INTERVAL_S", 1.0, _float_range(0.05, 3600.0)),
+        snapshot_interval_s=r.get("FTL_SNAPSHOT_INTERVAL_S", 300.0, _float_range(0.0, 86_400.0)),
+        snapshot_top=r.get("FTL_SNAPSHOT_TOP", 1000, _int_range(1, 1_000_000)),
+        leaderboard_epoch_ms=r.get("FTL_LEADERBOARD_EPOCH_MS", 1_780_272_000_000, _int_range(0, 2**53 - 1)),
+        leaderboard_slot_ms=r.get("FTL_LEADERBOARD_SLOT_MS", 4000, _int_range(1, 86_400_000)),
         event_loop=r.get("FTL_EVENT_LOOP", "uvloop", _choice(("uvloop", "asyncio"))),
         seed_demo=r.get("FTL_SEED_DEMO", not production, _bool),
         ws_workers=r.get("FTL_WS_WORKERS", 2 if production else 1, _int_range(1, 16)),

@@ -28,6 +28,7 @@ from ftl.persistence.ledger import persist_trades
 from ftl.persistence.marks import Marks
 from ftl.persistence.recovery import ensure_hot_state
 from ftl.stores import Stores
+from ftl.trading.leaderboard import TieBreak
 
 log = logs.get(__name__)
 
@@ -72,7 +73,18 @@ class Flusher:
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._group_ready = False
         # Leaderboards, mark-to-market and liquidation sweep (ftl/persistence/marks.py).
-        self.marks = marks if marks is not None else Marks(stores)
+        s = stores.settings
+        self.marks = (
+            marks
+            if marks is not None
+            else Marks(
+                stores,
+                mtm_interval_s=s.mtm_interval_s,
+                snapshot_interval_s=s.snapshot_interval_s,
+                snapshot_top=s.snapshot_top,
+                tie_break=TieBreak(epoch_ms=s.leaderboard_epoch_ms, slot_ms=s.leaderboard_slot_ms),
+            )
+        )
 
     @property
     def redis(self) -> aioredis.Redis:
