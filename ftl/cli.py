@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ftl import config, logs
 
@@ -118,29 +118,37 @@ def _run(settings: config.Settings, role: str, *, auto_migrate: bool) -> int:
         return 2
 
 
+def _with_database(settings: config.Settings, work: Callable[[str], None]) -> int:
+    """Run ``work(database_url)`` on FTL_DATABASE_URL, or on the embedded PostgreSQL of the data dir."""
+    if settings.database_url:
+        work(settings.database_url)
+        return 0
+    from ftl.persistence.embedded import DataDirBusy, DataDirLock, EmbeddedPostgres
+
+    lock = DataDirLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DataDirBusy as exc:
+        print(f"ftl: {exc}", file=sys.stderr)
+        return 2
+    server = EmbeddedPostgres(settings.data_dir)
+    try:
+        asyncio.run(server.start())
+        work(server.url)
+    finally:
+        server.stop()
+        lock.release()
+    return 0
+
+
 def _migrate(settings: config.Settings) -> int:
     from ftl.persistence.migrations import migrate_sync
 
-    if settings.database_url:
-        applied = migrate_sync(settings.database_url)
-    else:
-        from ftl.persistence.embedded import DataDirBusy, DataDirLock, EmbeddedPostgres
-
-        lock = DataDirLock(settings.data_dir)
-        try:
-            lock.acquire()
-        except DataDirBusy as exc:
-            print(f"ftl: {exc}", file=sys.stderr)
-            return 2
-        server = EmbeddedPostgres(settings.data_dir)
-        try:
-            asyncio.run(server.start())
-            applied = migrate_sync(server.url)
-        finally:
-            server.stop()
-            lock.release()
-    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
-    return 0
+    applied: list[str] = []
+    code = _with_database(settings, lambda url: applied.extend(migrate_sync(url)))
+    if code == 0:
+        print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return code
 
 
 def _seed(settings: config.Settings, path: str | None) -> int:
@@ -165,26 +173,10 @@ def _seed(settings: config.Settings, path: str | None) -> int:
 
     import psycopg
 
-    if settings.database_url:
-        asyncio.run(write(settings.database_url))
-    else:
-        from ftl.persistence.embedded import DataDirBusy, DataDirLock, EmbeddedPostgres
-
-        lock = DataDirLock(settings.data_dir)
-        try:
-            lock.acquire()
-        except DataDirBusy as exc:
-            print(f"ftl: {exc}", file=sys.stderr)
-            return 2
-        server = EmbeddedPostgres(settings.data_dir)
-        try:
-            asyncio.run(server.start())
-            asyncio.run(write(server.url))
-        finally:
-            server.stop()
-            lock.release()
-    print(f"seeded {len(seeds)} instruments")
-    return 0
+    code = _with_database(settings, lambda url: asyncio.run(write(url)))
+    if code == 0:
+        print(f"seeded {len(seeds)} instruments")
+    return code
 
 
 def _healthcheck(settings: config.Settings) -> int:
