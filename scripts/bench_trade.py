@@ -341,6 +341,12 @@ async def main() -> None:
         ratio = ftl_rows[-1][0].achieved / max(base_rows[-1][0].achieved, 1e-9)
         print(f"\nSaturation throughput ratio FTL / baseline: {ratio:.2f}x")
     finally:
+        if not servers or not isinstance(servers[0], EmbeddedRedis):  # a shared Redis: clean up
+            client = aioredis.Redis.from_url(redis_url)
+            stale = [k async for k in client.scan_iter(match=f"{prefix}*", count=5000)]
+            for i in range(0, len(stale), 5000):
+                await client.delete(*stale[i : i + 5000])
+            await client.aclose()
         for s in reversed(servers):
             s.stop()
 
