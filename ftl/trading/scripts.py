@@ -74,6 +74,22 @@ class TradingScripts:
         reply = await self.scripts.call(name, keys, args, client=client)
         return list(reply)
 
+    def _trade_keys(
+        self,
+        instrument_id: int,
+        user_id: int,
+        idempotency_key: str,
+        position: int | str,
+        district_id: int | None,
+    ) -> list[str]:
+        """KEYS of position_open.lua and position_close.lua (same order in both headers)."""
+        k = self.keys
+        return [
+            k.instrument(instrument_id), k.wallet(user_id), k.wallet(0),
+            k.idempotency(user_id, idempotency_key), k.seq, k.position(position), k.outbox,
+            k.dirty, k.leaderboard_overall, self._district_key(district_id), k.boot_marker,
+        ]  # fmt: skip
+
     def _district_key(self, district_id: int | None) -> str:
         if district_id is None:
             return self.keys.leaderboard_overall  # unused by the script
@@ -99,19 +115,7 @@ class TradingScripts:
         cfg = self.config
         reply = await self._call(
             "position_open",
-            [
-                k.instrument(instrument_id),
-                k.wallet(user_id),
-                k.wallet(0),
-                k.idempotency(user_id, idempotency_key),
-                k.seq,
-                k.position(""),
-                k.outbox,
-                k.dirty,
-                k.leaderboard_overall,
-                self._district_key(district_id),
-                k.boot_marker,
-            ],
+            self._trade_keys(instrument_id, user_id, idempotency_key, "", district_id),
             [
                 user_id,
                 instrument_id,
@@ -170,19 +174,7 @@ class TradingScripts:
         cfg = self.config
         reply = await self._call(
             "position_close",
-            [
-                k.instrument(instrument_id),
-                k.wallet(user_id),
-                k.wallet(0),
-                k.idempotency(user_id, idempotency_key),
-                k.seq,
-                k.position(position_id),
-                k.outbox,
-                k.dirty,
-                k.leaderboard_overall,
-                self._district_key(district_id),
-                k.boot_marker,
-            ],
+            self._trade_keys(instrument_id, user_id, idempotency_key, position_id, district_id),
             [
                 user_id,
                 position_id,
