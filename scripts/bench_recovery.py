@@ -27,7 +27,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -37,7 +36,6 @@ import psycopg
 
 from ftl import config, logs
 from ftl.persistence.audit import audit
-from ftl.persistence.embedded import EmbeddedPostgres, EmbeddedRedis
 from ftl.persistence.flusher import Flusher
 from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.processes import free_port
@@ -45,6 +43,7 @@ from ftl.persistence.recovery import rebuild
 from ftl.stores import Stores
 from ftl.trading.results import CloseResult, OpenResult
 from ftl.trading.scripts import TradingScripts
+from scripts.benchsupport import bench_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -373,21 +372,7 @@ async def main() -> None:
     args = parser.parse_args()
     logs.configure("console", "warning")
 
-    data = Path(tempfile.mkdtemp(prefix="ftl-bench-recovery-"))
-    data.chmod(0o755)
-    redis_url = os.environ.get("FTL_BENCH_REDIS_URL")
-    database_url = os.environ.get("FTL_BENCH_DATABASE_URL")
-    servers: list[Any] = []
-    if not redis_url:
-        r = EmbeddedRedis(data)
-        await r.start()
-        servers.append(r)
-        redis_url = r.url
-    if not database_url:
-        p = EmbeddedPostgres(data)
-        await p.start()
-        servers.append(p)
-        database_url = p.url
+    redis_url, database_url, servers = await bench_servers("ftl-bench-recovery-")
     try:
         migrate_sync(database_url)
         fill_s = _fill(database_url, args.users, args.trades, args.instruments)

@@ -19,7 +19,6 @@ import random
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,12 +27,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ftl import config, logs
-from ftl.persistence.embedded import EmbeddedPostgres, EmbeddedRedis
+from ftl.persistence.embedded import EmbeddedRedis
 from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.processes import free_port
 from ftl.stores import Stores
 from ftl.trading.seed import InstrumentSeed, seed
 from scripts.bench_auth import JWT_KEYS, mint_tokens
+from scripts.benchsupport import bench_servers
 from scripts.loadgen import Connection, PhaseResult, closed_loop, open_loop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,21 +242,7 @@ async def main() -> None:
     rates = [int(x) for x in args.rates.split(",") if x]
     logs.configure("console", "warning")
 
-    data = Path(tempfile.mkdtemp(prefix="ftl-bench-"))
-    data.chmod(0o755)
-    redis_url = os.environ.get("FTL_BENCH_REDIS_URL")
-    database_url = os.environ.get("FTL_BENCH_DATABASE_URL")
-    servers: list[Any] = []
-    if not redis_url:
-        r = EmbeddedRedis(data)
-        await r.start()
-        servers.append(r)
-        redis_url = r.url
-    if not database_url:
-        p = EmbeddedPostgres(data)
-        await p.start()
-        servers.append(p)
-        database_url = p.url
+    redis_url, database_url, servers = await bench_servers("ftl-bench-")
     migrate_sync(database_url)
     prefix = f"bench{secrets.token_hex(3)}:"
     try:
