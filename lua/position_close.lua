@@ -11,7 +11,8 @@ KEYS[7]  trade outbox stream        outbox:trades
 KEYS[8]  dirty set                  dirty
 KEYS[9]  overall leaderboard        leaderboard:overall
 KEYS[10] district leaderboard       leaderboard:district:{d} (any key when ARGV[8] is '')
-KEYS[11] boot marker                boot (missing while Redis is rebuilt from PostgreSQL: reply 'recovering')
+KEYS[11] boot marker                boot: the epoch of this Redis incarnation (set by the rebuild; missing while Redis is
+                                    rebuilt from PostgreSQL: reply 'recovering'). Every trade carries it.
 ARGV[1]  user id                    integer >= 1; must own the position
 ARGV[2]  position id                integer >= 1
 ARGV[3]  instrument id              must be the position's instrument
@@ -59,7 +60,8 @@ local function ceil_div(a, b) return -math.floor(-a / b) end
 local function rej(code) return {'rejected', code} end
 local MAX_ID = 9007199254740991
 
-if redis.call('EXISTS', KEYS[11]) == 0 then return rej('recovering') end
+local epoch = redis.call('GET', KEYS[11])  -- this Redis incarnation (fences its writes)
+if not epoch then return rej('recovering') end
 local user = int_arg(ARGV[1], 1, MAX_ID)
 if not user then return rej('bad_user') end
 local pid = int_arg(ARGV[2], 1, MAX_ID)
@@ -117,7 +119,7 @@ if status == 'halted' then return rej('halted') end
 if status ~= 'open' then return rej('instrument_closed') end
 if max_age > 0 and now - index_ts > max_age then return rej('stale_index') end
 
-local w = redis.call('HMGET', KEYS[2], 'available', 'locked', 'district')
+local w = redis.call('HMGET', KEYS[2], 'available', 'locked', 'district', 'seq')
 if not w[1] then return rej('no_wallet') end
 local available, locked = tonumber(w[1]), tonumber(w[2] or '0')
 if (w[3] or '') ~= ARGV[8] then return rej('district_mismatch') end
@@ -200,7 +202,7 @@ local entry = {'trade_id', s_trade, 'kind', 'close', 'user_id', s_user,
   'pos_margin', fmt(margin), 'pos_realised_pnl', fmt(pos_pnl), 'pos_status', pos_status,
   'pos_seq', s_trade, 'pos_opened_ts', p[11] or '', 'pos_closed_ts', closed_ts,
   'w_available', fmt(available), 'w_locked', fmt(locked),
-  'house_available', fmt(house_available)}
+  'house_available', fmt(house_available), 'epoch', epoch, 'prev_seq', w[4] or '0'}
 redis.call('XADD', KEYS[7], '*', unpack(entry))
 
 redis.call('SADD', KEYS[8], 'w:' .. s_user, 'w:0', 'p:' .. s_pos, 'i:' .. s_iid)
