@@ -1,7 +1,7 @@
 """Recovery benchmark: rebuild Redis from PostgreSQL at scale, and the flusher's lag under load.
 
     .venv/bin/python -m scripts.bench_recovery [--users 100000] [--trades 1000000]
-        [--instruments 1250] [--rate 2000] [--seconds 20] [--runs 3] [--skip-lag]
+        [--instruments 1250] [--rate 2000] [--seconds 20] [--runs 3] [--skip-lag] [--fsync-off]
 
 1. Rebuild: fills PostgreSQL with COPY-free ``INSERT ... SELECT generate_series`` (users with
    wallets, instruments, positions and the trades that made them: 60 % of the trades open a
@@ -11,12 +11,16 @@
    the data. Then, ``--runs`` times: FLUSHALL Redis and time ``rebuild``. Goal ≤ 15 s.
 2. Flusher lag: starts ``ftl run --role=flusher`` as its own process on the rebuilt state,
    drives the Lua trade scripts directly (no HTTP) at ``--rate`` trades/s from an open-loop
-   generator, and samples the age of the oldest outbox entry every 20 ms (an entry is deleted
-   once it is committed to PostgreSQL, so that age is the lag). Goal p99 ≤ 250 ms.
+   generator, and samples the unsettled age every 20 ms: the age of the oldest trade whose outbox
+   entry is not settled or whose aggregates are not folded (ftl.persistence.flusher's
+   ``unsettled_age_s``; without it, the oldest outbox entry's age). Goal p99 ≤ 250 ms.
 3. ``ftl audit`` on the final state (its time at this scale, and that it passes).
 
-Embedded Redis and PostgreSQL under a temp dir, or FTL_BENCH_REDIS_URL / FTL_BENCH_DATABASE_URL
-(both are emptied: give throw-away servers).
+PostgreSQL is durable (fsync and synchronous_commit on, as in production): a fresh database on
+the machine's own server (postgresql://postgres@127.0.0.1:5432), dropped at the end, or
+FTL_BENCH_DATABASE_URL (emptied: give a throw-away one). ``--fsync-off``: an embedded PostgreSQL
+with fsync off instead, the dev default, for comparison. Redis is embedded, or
+FTL_BENCH_REDIS_URL (FLUSHALL: give a throw-away one).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from ftl.persistence.recovery import rebuild
 from ftl.stores import Stores
 from ftl.trading.results import CloseResult, OpenResult
 from ftl.trading.scripts import TradingScripts
-from scripts.benchsupport import bench_servers
+from scripts.benchsupport import UnsettledAge, bench_servers, pct, pg_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,13 +152,6 @@ async def _rebuild_runs(stores: Stores, runs: int) -> list[Any]:
     return reports
 
 
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
 class Generator:
     """Opens (60 %) and closes (40 %) through the Lua scripts at a fixed arrival rate."""
 
@@ -232,23 +229,21 @@ def _status(url: str) -> int:
         return int(resp.status)
 
 
-async def _oldest_age_ms(stores: Stores) -> float:
-    first = await stores.redis.xrange(stores.keys.outbox, count=1)
-    if not first:
-        return 0.0
-    eid = first[0][0]
-    ms = int((eid.decode() if isinstance(eid, bytes) else str(eid)).split("-")[0])
-    return max(0.0, time.time() * 1000 - ms)
+_AGE = UnsettledAge()
+
+
+async def _age_ms(stores: Stores) -> float:
+    return await _AGE(stores) * 1000
 
 
 async def _measure(stores: Stores, gen: Generator, rate: float, seconds: float) -> dict[str, Any]:
-    """Drive ``rate`` trades/s for ``seconds``; sample the oldest outbox entry's age every 20 ms."""
+    """Drive ``rate`` trades/s for ``seconds``; sample the unsettled age every 20 ms."""
     samples: list[float] = []
     done = asyncio.Event()
 
     async def sample() -> None:
         while not done.is_set():
-            samples.append(await _oldest_age_ms(stores))
+            samples.append(await _age_ms(stores))
             await asyncio.sleep(0.02)
 
     sampler = asyncio.create_task(sample())
@@ -260,20 +255,21 @@ async def _measure(stores: Stores, gen: Generator, rate: float, seconds: float) 
     done.set()
     await sampler
     t0 = time.monotonic()
-    backlog = await stores.redis.xlen(stores.keys.outbox)
-    while backlog and time.monotonic() - t0 < 60:
+    while time.monotonic() - t0 < 60:
+        if await _age_ms(stores) == 0:
+            break
         await asyncio.sleep(0.02)
-        backlog = await stores.redis.xlen(stores.keys.outbox)
     drain = time.monotonic() - t0
+    backlog = await stores.redis.xlen(stores.keys.outbox)
     return {
         "target": rate,
         "flushed": (gen.ok - ok0) / (elapsed + drain),
         "achieved": (gen.ok - ok0) / elapsed,
         "ok": gen.ok - ok0,
         "samples": len(samples),
-        "p50": _pct(samples, 50),
-        "p95": _pct(samples, 95),
-        "p99": _pct(samples, 99),
+        "p50": pct(samples, 50) if samples else 0.0,
+        "p95": pct(samples, 95) if samples else 0.0,
+        "p99": pct(samples, 99) if samples else 0.0,
         "max": max(samples, default=0.0),
         "drain": drain,
         "left": backlog,
@@ -287,7 +283,7 @@ async def _warm(stores: Stores, gen: Generator, limit_s: float = 300) -> float:
     young = 0
     while young < 10 and time.monotonic() - t0 < limit_s:
         await gen.run(50, 0.2)
-        young = young + 1 if await _oldest_age_ms(stores) < 500 else 0
+        young = young + 1 if await _age_ms(stores) < 500 else 0
     return time.monotonic() - t0
 
 
@@ -369,11 +365,17 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=2000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--skip-lag", action="store_true")
+    parser.add_argument(
+        "--fsync-off", action="store_true", help="an embedded PostgreSQL with fsync off, not a durable one"
+    )
     args = parser.parse_args()
     logs.configure("console", "warning")
 
-    redis_url, database_url, servers = await bench_servers("ftl-bench-recovery-")
+    servers = await bench_servers("ftl-bench-recovery-", "fsync-off" if args.fsync_off else "durable")
+    redis_url, database_url = servers.redis_url, servers.database_url
     try:
+        shown = ", ".join(f"{k}={v}" for k, v in (await pg_settings(database_url)).items())
+        print(f"\nPostgreSQL: {servers.database_label} ({shown})")
         migrate_sync(database_url)
         fill_s = _fill(database_url, args.users, args.trades, args.instruments)
         counts = _counts(database_url)
@@ -397,7 +399,10 @@ async def main() -> None:
 
             if not args.skip_lag:
                 rows = await _lag(stores, redis_url, database_url, args)
-                print(f"\nFlusher lag: oldest outbox entry age, Lua driven directly, {args.seconds:.0f} s\n")
+                print(
+                    f"\nFlusher lag: unsettled age ({_AGE.source}), Lua driven directly, "
+                    f"{args.seconds:.0f} s\n"
+                )
                 print(
                     "| flusher | target/s | achieved/s | trades | p50 ms | p95 ms | p99 ms | max | drain s "
                     "| flushed/s |"
@@ -417,8 +422,7 @@ async def main() -> None:
         finally:
             await stores.close()
     finally:
-        for s in reversed(servers):
-            s.stop()
+        await servers.close()
 
 
 if __name__ == "__main__":

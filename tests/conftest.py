@@ -30,6 +30,8 @@ from ftl.persistence.scripts import Scripts
 from ftl.stores import Stores
 from ftl.web.api import build_api
 
+pytest_plugins = ["tests.owndb"]  # a database of a test's own: own_db, own_stores
+
 _SERVER_FIXTURES = {"redis_url", "pg_server_url", "database_url"}
 
 

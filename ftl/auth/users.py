@@ -9,7 +9,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ftl.auth.google import GoogleIdentity
-from ftl.persistence.hot import ensure_wallet
+from ftl.persistence.hot import ensure_wallet, sync_district
 from ftl.stores import Stores
 from ftl.web.errors import ApiError
 
@@ -49,7 +49,7 @@ async def google_user(stores: Stores, who: GoogleIdentity, district_id: int | No
             raise ApiError(409, "email_in_use", "another account already uses this email address")
         user = User(*row)
         await _fund(conn, stores, user.id)
-    await ensure_wallet(stores, user.id)
+    await _hot_wallet(stores, user.id, district_id)
     return user
 
 
@@ -69,8 +69,22 @@ async def dev_user(stores: Stores, email: str, name: str | None, district_id: in
             raise ApiError(403, "forbidden_account", "this account cannot sign in")
         user = User(*row)
         await _fund(conn, stores, user.id)
-    await ensure_wallet(stores, user.id)
+    await _hot_wallet(stores, user.id, district_id)
     return user
+
+
+async def _hot_wallet(stores: Stores, user_id: int, district_id: int | None) -> None:
+    """After a login: the wallet is hot, with the district PostgreSQL has now.
+
+    A login that names a district sets it if the user had none (COALESCE), but a wallet hash
+    loaded by an earlier login keeps its ``district ''``: ``sync_district`` corrects it and the
+    district leaderboard. A login without a district cannot change it, so it does not sync (a
+    stale read there could undo a concurrent login's district; TradeService re-syncs on a
+    district_mismatch).
+    """
+    loaded = await ensure_wallet(stores, user_id)
+    if district_id is not None and not loaded:
+        await sync_district(stores, user_id)
 
 
 async def _try(

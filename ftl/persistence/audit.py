@@ -133,6 +133,7 @@ class RedisSnapshot:
     instruments: dict[int, tuple[int | None, int, int, int, str] | None] = field(default_factory=dict)
     positions: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     idempotency: dict[tuple[int, str], int] = field(default_factory=dict)
+    dead_letters: list[str] = field(default_factory=list)
 
 
 _POS_FIELDS = ("user", "instrument", "side", "qty", "entry_notional", "margin", "status", "seq")
@@ -182,6 +183,7 @@ async def _snapshot_redis(
     snap.trade_counter = _int(counters[0]) or 0
     snap.position_counter = _int(counters[1]) or 0
     snap.dirty = int(dirty) + int(processing)
+    snap.dead_letters = await _dead_letters(stores)
     at = 3
     for uid in users:
         a, lk, seq = replies[at]
@@ -231,6 +233,7 @@ class PgSnapshot:
     wallet_replay: list[tuple[Any, ...]] = field(default_factory=list)
     wallets_replayed: int = 0
     house_replay: tuple[int, int] = (0, 0)  # expected available, expected seq
+    open_interest: dict[int, tuple[int, int]] = field(default_factory=dict)  # long_units, short_units
 
 
 # A trade balances: an open locks margin = ceil(notional / leverage) and takes the fee (no payout,
@@ -305,14 +308,15 @@ async def _snapshot_pg(stores: Stores, watermark: int, redis_positions: Iterable
             for uid, a, lk, g, seq in await cur.fetchall():
                 snap.wallets[uid] = (a, lk, g, seq)
             cur = await conn.execute(
-                "SELECT i.id, i.index_price, i.skew, i.status, "
+                "SELECT i.id, i.index_price, i.skew, i.status, i.long_units, i.short_units, "
                 "coalesce(sum(p.qty) FILTER (WHERE p.side = 'long'), 0)::bigint, "
                 "coalesce(sum(p.qty) FILTER (WHERE p.side = 'short'), 0)::bigint "
                 "FROM instruments i LEFT JOIN cfd_positions p "
                 "ON p.instrument_id = i.id AND p.status = 'open' GROUP BY i.id"
             )
-            for iid, index, skew, status, lng, sht in await cur.fetchall():
+            for iid, index, skew, status, lu, su, lng, sht in await cur.fetchall():
                 snap.instruments[iid] = (index, skew, status, lng, sht)
+                snap.open_interest[iid] = (lu, su)
             cols = "id, user_id, instrument_id, side, qty, entry_notional, margin, status, seq"
             cur = await conn.execute(f"SELECT {cols} FROM cfd_positions WHERE status = 'open'")  # noqa: S608
             for pid, *rest in await cur.fetchall():
@@ -384,6 +388,30 @@ async def _outbox_behind(stores: Stores, watermark: int) -> int:
     return int(await r.xlen(stores.keys.outbox))
 
 
+async def _unfolded(stores: Stores, watermark: int) -> int:
+    """How many trades at most ``watermark`` are recorded but not yet folded into the aggregates."""
+    async with stores.pg.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM ledger_pending WHERE trade_id <= %s", (watermark,))
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _dead_letters(stores: Stores) -> list[str]:
+    """The reasons of the entries in the dead-letter stream (the newest few)."""
+    r = stores.redis
+    n = int(await r.xlen(stores.keys.outbox_dead))
+    if not n:
+        return []
+    newest: list[Any] = list(await r.xrevrange(stores.keys.outbox_dead, count=EXAMPLES) or [])
+    lines = [f"{n} dead letter(s): `XRANGE {stores.keys.outbox_dead} - +` shows them"]
+    for eid, fields in newest:
+        f = fields or {}
+        lines.append(
+            f"{_text(eid)}: {_text(f.get(b'reason', b'?'))} (trade {_text(f.get(b'f:trade_id', b'?'))})"
+        )
+    return lines
+
+
 async def _dirty(stores: Stores) -> int:
     k = stores.keys
     pipe = stores.redis.pipeline(transaction=False)
@@ -396,10 +424,10 @@ async def _dirty(stores: Stores) -> int:
 async def _wait_flushed(stores: Stores, watermark: int, deadline: float) -> tuple[bool, int]:
     """Poll until every trade ≤ watermark left the outbox (required) and the dirty set is empty
     (best effort, at most 2 s more). Returns (drained, entries still behind)."""
-    behind = await _outbox_behind(stores, watermark)
+    behind = await _outbox_behind(stores, watermark) + await _unfolded(stores, watermark)
     while behind and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        behind = await _outbox_behind(stores, watermark)
+        behind = await _outbox_behind(stores, watermark) + await _unfolded(stores, watermark)
     if behind:
         return False, behind
     dirty_deadline = min(deadline, time.monotonic() + 2.0)
@@ -561,8 +589,12 @@ def _checks(report: AuditReport, red: RedisSnapshot, pg: PgSnapshot, users: Sequ
     if quiet:
         for iid, (_index, skew, _status, lng, sht) in sorted(pg.instruments.items()):
             c.checked += 1
-            if skew != lng - sht:
-                c.fail(f"instrument {iid}: skew column {skew}, open positions {lng} - {sht} = {lng - sht}")
+            lu, su = pg.open_interest.get(iid, (lng, sht))
+            if (skew, lu, su) != (lng - sht, lng, sht):
+                c.fail(
+                    f"instrument {iid}: skew/long/short columns {skew}/{lu}/{su}, "
+                    f"open positions {lng - sht}/{lng}/{sht}"
+                )
     else:
         c.note = skipped_note
 
@@ -596,9 +628,16 @@ def _checks(report: AuditReport, red: RedisSnapshot, pg: PgSnapshot, users: Sequ
             got = sums.get(iid, [0, 0])
             c.fail(f"instrument {iid}: Redis long/short {lng}/{sht}, open position hashes {got[0]}/{got[1]}")
 
+    c = report.check("no dead letters (outbox entries that could not be written)")
+    for line in red.dead_letters:
+        c.fail(line)
+
     if not report.drained:
         c = report.check("outbox drained")
-        c.fail("trades at or below the watermark are still in the outbox: is the flusher running?")
+        c.fail(
+            "trades at or below the watermark are still in the outbox or not yet folded: "
+            "is the flusher running?"
+        )
 
 
 async def audit(stores: Stores, *, wait_s: float = 30.0, attempts: int = 3) -> AuditReport:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftl import logs
 from ftl.stores import Stores
+
+log = logs.get(__name__)
 
 
 async def ensure_wallet(stores: Stores, user_id: int) -> bool:
@@ -28,3 +31,32 @@ async def ensure_wallet(stores: Stores, user_id: int) -> bool:
     ]  # fmt: skip
     loaded = await stores.scripts.call("hash_load", [stores.keys.wallet(user_id)], fields)
     return int(loaded) == 1
+
+
+async def sync_district(stores: Stores, user_id: int) -> int | None:
+    """Give the hot wallet PostgreSQL's ``users.district_id``; returns that district (None: none).
+
+    ``ensure_wallet`` never touches a hash Redis has already, so a user whose first login had no
+    district keeps ``district ''`` there after a later login sets one, and every trade with his
+    district is ``district_mismatch``. ``wallet_district.lua`` sets the field and moves his entry
+    from the old district board (if any) to the new one, in one step; a missing hash is left
+    alone (``ensure_wallet`` will load it with the district).
+    """
+    async with stores.pg.connection() as conn:
+        cur = await conn.execute("SELECT district_id FROM users WHERE id = %s", (user_id,))
+        row: tuple[Any, ...] | None = await cur.fetchone()
+    if row is None:
+        raise LookupError(f"user {user_id} does not exist")
+    district: int | None = row[0]
+    keys = stores.keys
+    reply = await stores.scripts.call(
+        "wallet_district",
+        [keys.wallet(user_id), keys.leaderboard_overall, keys.leaderboard_district("")],
+        [user_id, "" if district is None else str(district)],
+    )
+    code, old = (v.decode() if isinstance(v, bytes) else str(v) for v in reply)
+    if code == "bad_user":
+        raise ValueError(f"not a user id: {user_id}")
+    if code == "moved":
+        log.info("wallet district synced", user_id=user_id, district=district, was=old or None)
+    return district

@@ -46,6 +46,11 @@ class Keys:
         return f"{self.prefix}outbox:trades"
 
     @property
+    def outbox_dead(self) -> str:
+        """Dead letters: outbox entries that could not be written, with the reason."""
+        return f"{self.prefix}outbox:dead"
+
+    @property
     def house(self) -> str:
         return f"{self.prefix}house"
 

@@ -1,67 +1,61 @@
-"""Write a trade from its outbox entry into PostgreSQL: idempotent on the trade id, one round trip.
+"""The durable ledger: trades written from their outbox entries, fenced, chained and batched.
 
 The entry is the self-contained map the trade scripts XADD to the outbox stream (see the headers
-of lua/position_*.lua). The same statement serves the hot path (right after the Lua call) and
-the flusher draining the outbox, so a trade is written exactly once whoever gets there first.
+of lua/position_*.lua). One set-based statement writes a batch of entries for the api (group
+commit) and for the flusher alike; docs/ledger.md explains the rules it enforces:
+
+- *fencing*: an entry carries the epoch of the Redis that ran its script; it is written only while
+  that epoch is the current one of its key prefix (``redis_epochs``). Every write holds the
+  prefix's advisory lock shared; a rebuild takes it exclusively to raise the epoch;
+- *chaining*: an entry carries its user's previous trade (``prev_seq``); it is written only when
+  PostgreSQL has that trade (the wallet row's ``seq``) or the batch writes it first, so a user's
+  rows never reflect a trade PostgreSQL does not have;
+- *idempotency*: the trade id and ``(user_id, idempotency_key)`` are unique; an entry whose key is
+  held by another trade is refused (``conflict``), never silently dropped;
+- *no shared row*: the api writes the trade, its position, its user's wallet and a row in
+  ``ledger_pending``; the flusher folds pending trades into the house wallet and the instruments'
+  open interest (:func:`fold_pending`), each exactly once.
+
 Wallet and position rows only move forward: each carries the id of the last trade it reflects.
 """
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 import psycopg
 
-_SQL = """
-WITH p AS (
-    INSERT INTO cfd_positions (id, user_id, instrument_id, side, qty, entry_price,
-                               entry_notional, margin, leverage, realised_pnl, status, seq,
-                               opened_at, closed_at)
-    VALUES (%(position_id)s, %(user_id)s, %(instrument_id)s, %(side)s, %(pos_qty)s,
-            %(pos_entry_price)s, %(pos_entry_notional)s, %(pos_margin)s, %(leverage)s,
-            %(pos_realised_pnl)s, %(pos_status)s, %(trade_id)s,
-            to_timestamp(%(pos_opened_ts)s / 1000.0),
-            CASE WHEN %(pos_closed_ts)s::bigint IS NULL THEN NULL
-                 ELSE to_timestamp(%(pos_closed_ts)s::bigint / 1000.0) END)
-    ON CONFLICT (id) DO UPDATE SET
-        qty = EXCLUDED.qty, entry_price = EXCLUDED.entry_price,
-        entry_notional = EXCLUDED.entry_notional, margin = EXCLUDED.margin,
-        realised_pnl = EXCLUDED.realised_pnl, status = EXCLUDED.status, seq = EXCLUDED.seq,
-        closed_at = EXCLUDED.closed_at
-    WHERE cfd_positions.seq < EXCLUDED.seq
-    RETURNING 1
-), t AS (
-    INSERT INTO trades (id, user_id, position_id, instrument_id, kind, side, qty, price,
-                        notional, fee, margin, realised_pnl, payout, leverage, index_price,
-                        skew_after, idempotency_key, request_hash, created_at)
-    VALUES (%(trade_id)s, %(user_id)s, %(position_id)s, %(instrument_id)s, %(kind)s, %(side)s,
-            %(qty)s, %(price)s, %(notional)s, %(fee)s, %(margin)s, %(realised_pnl)s,
-            %(payout)s, %(leverage)s, %(index_price)s, %(skew_after)s, %(idempotency_key)s,
-            %(request_hash)s, to_timestamp(%(ts)s / 1000.0))
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), w AS (
-    UPDATE wallets SET available = %(w_available)s, locked = %(w_locked)s, seq = %(trade_id)s,
-                       updated_at = now()
-    WHERE user_id = %(user_id)s AND seq < %(trade_id)s
-    RETURNING 1
-), h AS (
-    UPDATE wallets SET available = %(house_available)s, seq = %(trade_id)s, updated_at = now()
-    WHERE user_id = 0 AND seq < %(trade_id)s
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM p), (SELECT count(*) FROM w),
-       (SELECT count(*) FROM h)
-"""
-
-_INT_FIELDS = (
+# The fields of an outbox entry PostgreSQL stores, typed (see the trade scripts' headers).
+_INT_FIELDS: Final = (
     "trade_id", "user_id", "position_id", "instrument_id", "qty", "price", "notional", "fee",
     "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
     "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
-    "pos_opened_ts", "w_available", "w_locked", "house_available",
+    "pos_opened_ts", "w_available", "w_locked", "epoch", "prev_seq",
 )  # fmt: skip
+_TEXT_FIELDS: Final = {"kind": ("open", "close", "liquidation"), "side": ("long", "short"),
+                       "pos_status": ("open", "closed", "liquidated")}  # fmt: skip
+
+
+class Outcome(enum.StrEnum):
+    """What became of one entry in a ledger write."""
+
+    WRITTEN = "written"  # recorded now
+    PRESENT = "present"  # recorded before (the same trade)
+    FENCED = "fenced"  # its Redis incarnation is no longer current: never recorded
+    GAP = "gap"  # the user's previous trade is not recorded yet: try again later
+    CONFLICT = "conflict"  # its idempotency key is held by another recorded trade
+    COLLISION = "collision"  # another trade holds its id (a Redis that lost its counters)
+
+    @property
+    def confirmed(self) -> bool:
+        return self in (Outcome.WRITTEN, Outcome.PRESENT)
+
+
+class EntryError(ValueError):
+    """An outbox entry that cannot be parsed (poison: it goes to the dead-letter stream)."""
 
 
 def _text(value: Any) -> str:
@@ -70,34 +64,78 @@ def _text(value: Any) -> str:
 
 def params(entry: Mapping[Any, Any]) -> dict[str, Any]:
     """Typed statement parameters from an outbox entry (bytes or str keys and values)."""
-    raw = {_text(k): _text(v) for k, v in entry.items()}
-    out: dict[str, Any] = {name: int(raw[name]) for name in _INT_FIELDS}
-    for name in ("kind", "side", "pos_status"):
-        out[name] = raw[name]
-    out["idempotency_key"] = raw.get("idempotency_key") or None
-    out["request_hash"] = raw.get("request_hash") or None
-    closed = raw.get("pos_closed_ts", "")
-    out["pos_closed_ts"] = int(closed) if closed else None
+    try:
+        raw = {_text(k): _text(v) for k, v in entry.items()}
+        out: dict[str, Any] = {name: int(raw[name]) for name in _INT_FIELDS}
+        for name, allowed in _TEXT_FIELDS.items():
+            if raw[name] not in allowed:
+                raise ValueError(f"{name} {raw[name]!r}")
+            out[name] = raw[name]
+        out["idempotency_key"] = raw.get("idempotency_key") or None
+        out["request_hash"] = raw.get("request_hash") or None
+        closed = raw.get("pos_closed_ts", "")
+        out["pos_closed_ts"] = int(closed) if closed else None
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise EntryError(f"unparseable outbox entry: {exc!r}") from None
     return out
 
 
-async def persist_trade(conn: psycopg.AsyncConnection[Any], entry: Mapping[Any, Any]) -> bool:
-    """Write one trade (and move its position and wallets forward). True if the trade was new."""
-    cur = await conn.execute(_SQL, params(entry))
-    row = await cur.fetchone()
-    return bool(row and row[0])
+def fence_lock_key(prefix: str) -> str:
+    """The advisory lock (``hashtext`` of this) that every write holds shared, the rebuild alone."""
+    return f"ftl-epoch:{prefix}"
 
+
+_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtext(%s))"
+# Row locks in one fixed order (user id) before anything is written: two batches (two api
+# processes, or the api and the flusher) never deadlock, and a user's trades are serialised, so
+# the status below sees every earlier write of the same user.
+_LOCK_WALLETS = "SELECT 1 FROM wallets WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE"
 
 _BATCH_SQL = """
 WITH e AS (
-    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS x(
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(
         trade_id bigint, kind text, user_id bigint, position_id bigint, instrument_id bigint,
         side text, qty bigint, price bigint, notional bigint, fee bigint, margin bigint,
         realised_pnl bigint, payout bigint, leverage smallint, index_price bigint,
         skew_after bigint, idempotency_key text, request_hash text, ts bigint, pos_qty bigint,
         pos_entry_price bigint, pos_entry_notional bigint, pos_margin bigint,
         pos_realised_pnl bigint, pos_status text, pos_opened_ts bigint, pos_closed_ts bigint,
-        w_available bigint, w_locked bigint, house_available bigint)
+        w_available bigint, w_locked bigint, epoch bigint, prev_seq bigint)
+), s AS (
+    SELECT e.trade_id, CASE
+        WHEN t.id IS NOT NULL AND t.user_id = e.user_id AND t.position_id = e.position_id
+             AND t.kind = e.kind AND t.qty = e.qty THEN 'present'
+        WHEN t.id IS NOT NULL THEN 'collision'
+        WHEN k.id IS NOT NULL THEN 'conflict'
+        WHEN e.epoch IS DISTINCT FROM (SELECT epoch FROM redis_epochs WHERE prefix = %(prefix)s)
+             THEN 'fenced'
+        ELSE 'new' END AS status
+    FROM e LEFT JOIN trades t ON t.id = e.trade_id
+    LEFT JOIN trades k ON k.user_id = e.user_id AND k.idempotency_key = e.idempotency_key
+                      AND e.idempotency_key IS NOT NULL
+), n AS (
+    SELECT e.*, coalesce(lag(e.trade_id) OVER (PARTITION BY e.user_id ORDER BY e.trade_id),
+                         wl.seq) AS expect
+    FROM e JOIN s ON s.trade_id = e.trade_id AND s.status = 'new'
+    JOIN wallets wl ON wl.user_id = e.user_id
+), ok AS (
+    SELECT * FROM (
+        SELECT n.*, bool_and(n.prev_seq = n.expect)
+                        OVER (PARTITION BY n.user_id ORDER BY n.trade_id) AS chained
+        FROM n) c
+    WHERE chained
+), t AS (
+    INSERT INTO trades (id, user_id, position_id, instrument_id, kind, side, qty, price,
+                        notional, fee, margin, realised_pnl, payout, leverage, index_price,
+                        skew_after, idempotency_key, request_hash, created_at)
+    SELECT trade_id, user_id, position_id, instrument_id, kind, side, qty, price, notional, fee,
+           margin, realised_pnl, payout, leverage, index_price, skew_after, idempotency_key,
+           request_hash, to_timestamp(ts / 1000.0)
+    FROM ok ORDER BY trade_id
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), w AS (
+    SELECT * FROM ok WHERE trade_id IN (SELECT id FROM t)
 ), p AS (
     INSERT INTO cfd_positions (id, user_id, instrument_id, side, qty, entry_price,
                                entry_notional, margin, leverage, realised_pnl, status, seq,
@@ -106,7 +144,7 @@ WITH e AS (
            pos_entry_price, pos_entry_notional, pos_margin, leverage, pos_realised_pnl,
            pos_status, trade_id, to_timestamp(pos_opened_ts / 1000.0),
            to_timestamp(pos_closed_ts / 1000.0)
-    FROM e ORDER BY position_id, trade_id DESC
+    FROM w ORDER BY position_id, trade_id DESC
     ON CONFLICT (id) DO UPDATE SET
         qty = EXCLUDED.qty, entry_price = EXCLUDED.entry_price,
         entry_notional = EXCLUDED.entry_notional, margin = EXCLUDED.margin,
@@ -114,55 +152,237 @@ WITH e AS (
         closed_at = EXCLUDED.closed_at
     WHERE cfd_positions.seq < EXCLUDED.seq
     RETURNING 1
-), t AS (
-    INSERT INTO trades (id, user_id, position_id, instrument_id, kind, side, qty, price,
-                        notional, fee, margin, realised_pnl, payout, leverage, index_price,
-                        skew_after, idempotency_key, request_hash, created_at)
-    SELECT trade_id, user_id, position_id, instrument_id, kind, side, qty, price, notional, fee,
-           margin, realised_pnl, payout, leverage, index_price, skew_after, idempotency_key,
-           request_hash, to_timestamp(ts / 1000.0)
-    FROM e ORDER BY trade_id
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), w AS (
+), u AS (
     UPDATE wallets SET available = l.w_available, locked = l.w_locked, seq = l.trade_id,
                        updated_at = now()
     FROM (SELECT DISTINCT ON (user_id) user_id, w_available, w_locked, trade_id
-          FROM e ORDER BY user_id, trade_id DESC) l
+          FROM w ORDER BY user_id, trade_id DESC) l
     WHERE wallets.user_id = l.user_id AND wallets.seq < l.trade_id
     RETURNING 1
-), h AS (
-    UPDATE wallets SET available = l.house_available, seq = l.trade_id, updated_at = now()
-    FROM (SELECT house_available, trade_id FROM e ORDER BY trade_id DESC LIMIT 1) l
-    WHERE wallets.user_id = 0 AND wallets.seq < l.trade_id
-    RETURNING 1
+), q AS (
+    INSERT INTO ledger_pending (trade_id) SELECT id FROM t
 )
-SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM p), (SELECT count(*) FROM w),
-       (SELECT count(*) FROM h)
+SELECT s.trade_id, CASE WHEN s.status <> 'new' THEN s.status
+                        WHEN s.trade_id IN (SELECT id FROM t) THEN 'written'
+                        ELSE 'gap' END
+FROM s
 """
 
 
-async def persist_trades(conn: psycopg.AsyncConnection[Any], entries: list[Mapping[Any, Any]]) -> int:
-    """Write many trades with one set-based statement; returns how many were new.
+async def write_rows(
+    conn: psycopg.AsyncConnection[Any], prefix: str, rows: Sequence[Mapping[str, Any]]
+) -> dict[int, Outcome]:
+    """Write parsed entries (:func:`params`) in one transaction and one round trip.
 
-    Same effect as :func:`persist_trade` for each entry in trade order: each position and wallet
-    row ends at its latest trade of the batch (and never moves backwards).
+    Returns the outcome of each trade id. Raises what PostgreSQL raises; a statement error
+    (a row constraint, say) fails the whole batch: :func:`write_each` isolates the culprit.
     """
-    if not entries:
-        return 0
-    rows = [params(e) for e in entries]
-    async with conn.transaction():
-        cur = await conn.execute(_BATCH_SQL, (json.dumps(rows),))
-        row = await cur.fetchone()
-        # Every trade passes through here (the hot path's too): the skew of each instrument it
-        # touched is recomputed from the open positions PostgreSQL now has.
-        await conn.execute(_SKEW_SQL, (sorted({r["instrument_id"] for r in rows}),))
+    if not rows:
+        return {}
+    rows = list({int(r["trade_id"]): r for r in rows}.values())  # the same trade twice: once
+    users = sorted({int(r["user_id"]) for r in rows})
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(_LOCK_SHARED, (fence_lock_key(prefix),))
+        await conn.execute(_LOCK_WALLETS, (users,))
+        cur = await conn.execute(_BATCH_SQL, {"prefix": prefix, "rows": json.dumps(list(rows))})
+    return {int(tid): Outcome(status) for tid, status in await cur.fetchall()}
+
+
+# Errors of one entry's data, not of the connection: writing the entry again cannot succeed.
+PERMANENT_ERRORS: Final = (psycopg.errors.IntegrityError, psycopg.errors.DataError)
+
+
+async def write_each(
+    conn: psycopg.AsyncConnection[Any], prefix: str, rows: Sequence[Mapping[str, Any]]
+) -> dict[int, Outcome | Exception]:
+    """Write a batch; if its statement fails for a data reason, write the entries one by one (in
+    trade order) so that only the culprits fail. Connection errors propagate."""
+    try:
+        return dict(await write_rows(conn, prefix, rows))
+    except PERMANENT_ERRORS as exc:
+        if len(rows) == 1:
+            return {int(rows[0]["trade_id"]): exc}
+    out: dict[int, Outcome | Exception] = {}
+    for row in sorted(rows, key=lambda r: int(r["trade_id"])):
+        try:
+            out.update(await write_rows(conn, prefix, [row]))
+        except PERMANENT_ERRORS as exc:
+            out[int(row["trade_id"])] = exc
+    return out
+
+
+async def persist_trade(conn: psycopg.AsyncConnection[Any], entry: Mapping[Any, Any], prefix: str) -> Outcome:
+    """Write one trade (and move its position and wallet forward)."""
+    row = params(entry)
+    return (await write_rows(conn, prefix, [row]))[row["trade_id"]]
+
+
+async def persist_trades(
+    conn: psycopg.AsyncConnection[Any], entries: Sequence[Mapping[Any, Any]], prefix: str
+) -> dict[int, Outcome]:
+    """Write many trades with one set-based statement (same rules as :func:`persist_trade`)."""
+    return await write_rows(conn, prefix, [params(e) for e in entries])
+
+
+# ---------------------------------------------------------------------------------------------
+# Folding the aggregates (the flusher's job; the rebuild folds everything first)
+
+FOLD_LOCK = "SELECT pg_advisory_xact_lock(hashtext('ftl-fold'))"
+_FOLD_SQL = """
+WITH d AS (
+    DELETE FROM ledger_pending WHERE trade_id IN (
+        SELECT trade_id FROM ledger_pending ORDER BY trade_id LIMIT %(limit)s)
+    RETURNING trade_id
+), f AS (
+    SELECT t.instrument_id,
+           sum(CASE WHEN t.side <> 'long' THEN 0 WHEN t.kind = 'open' THEN t.qty ELSE -t.qty END)
+               AS d_long,
+           sum(CASE WHEN t.side <> 'short' THEN 0 WHEN t.kind = 'open' THEN t.qty ELSE -t.qty END)
+               AS d_short,
+           sum(CASE WHEN t.kind = 'open' THEN t.fee ELSE t.margin - t.payout END) AS d_house,
+           max(t.id) AS last_id
+    FROM d JOIN trades t ON t.id = d.trade_id GROUP BY t.instrument_id
+), i AS (
+    UPDATE instruments SET long_units = long_units + f.d_long,
+                           short_units = short_units + f.d_short,
+                           skew = skew + f.d_long - f.d_short, updated_at = now()
+    FROM f WHERE instruments.id = f.instrument_id
+    RETURNING 1
+), h AS (
+    UPDATE wallets SET available = available + (SELECT sum(d_house) FROM f),
+                       seq = greatest(seq, (SELECT max(last_id) FROM f)), updated_at = now()
+    WHERE user_id = 0 AND EXISTS (SELECT 1 FROM f)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM i), (SELECT count(*) FROM h)
+"""
+
+# A trade's effect on the house wallet (fee on an open; margin released - payout on a close).
+HOUSE_DELTA_SQL: Final = "CASE WHEN kind = 'open' THEN fee ELSE margin - payout END"
+
+
+async def fold_pending(conn: psycopg.AsyncConnection[Any], limit: int = 10_000) -> int:
+    """Fold up to ``limit`` pending trades into the aggregates; returns how many were folded.
+
+    One transaction: the pending rows are deleted as their deltas are applied, so a trade is
+    folded exactly once whatever dies. Folds are serialised by an advisory lock (instrument rows
+    are then never locked in two orders).
+    """
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(FOLD_LOCK)
+        cur = await conn.execute(_FOLD_SQL, {"limit": limit})
+    row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-_SKEW_SQL = """
-UPDATE instruments i SET skew = coalesce((
-    SELECT sum(CASE p.side WHEN 'long' THEN p.qty ELSE -p.qty END)
-    FROM cfd_positions p WHERE p.instrument_id = i.id AND p.status = 'open'), 0)
-WHERE i.id = ANY(%s)
-"""
+async def fold_all(conn: psycopg.AsyncConnection[Any], limit: int = 50_000) -> int:
+    total = 0
+    while n := await fold_pending(conn, limit):
+        total += n
+    return total
+
+
+_REPAIR_SQL = f"""
+WITH o AS (
+    SELECT i.id, coalesce(sum(p.qty) FILTER (WHERE p.side = 'long'), 0) AS lng,
+           coalesce(sum(p.qty) FILTER (WHERE p.side = 'short'), 0) AS sht
+    FROM instruments i LEFT JOIN cfd_positions p ON p.instrument_id = i.id AND p.status = 'open'
+    GROUP BY i.id
+), i AS (
+    UPDATE instruments SET long_units = o.lng, short_units = o.sht, skew = o.lng - o.sht,
+                           updated_at = now()
+    FROM o WHERE instruments.id = o.id
+      AND (long_units, short_units, skew) IS DISTINCT FROM (o.lng, o.sht, o.lng - o.sht)
+    RETURNING 1
+), h AS (
+    UPDATE wallets SET available = granted + coalesce((SELECT sum({HOUSE_DELTA_SQL}) FROM trades), 0),
+                       locked = 0,
+                       seq = greatest(seq, coalesce((SELECT max(id) FROM trades), 0))
+    WHERE user_id = 0 AND available IS DISTINCT FROM
+          granted + coalesce((SELECT sum({HOUSE_DELTA_SQL}) FROM trades), 0)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM i), (SELECT count(*) FROM h)
+"""  # noqa: S608 (only constant SQL parts are interpolated)
+
+
+async def repair_aggregates(conn: psycopg.AsyncConnection[Any]) -> tuple[int, int]:
+    """Fold everything pending, then recompute the aggregates from the rows they summarise.
+
+    Returns (instruments corrected, 1 if the house wallet was corrected): both 0 when folding
+    had kept them exact, as it should.
+    """
+    await fold_all(conn)
+    async with conn.transaction():
+        await conn.execute(FOLD_LOCK)
+        cur = await conn.execute(_REPAIR_SQL)
+        row = await cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fencing (the rebuild's first step)
+
+
+async def new_epoch(conn: psycopg.AsyncConnection[Any], prefix: str) -> int:
+    """Raise the epoch of ``prefix``: from its commit on, writes of older epochs are refused.
+
+    Waits for every write in flight (they hold the advisory lock shared); writes that start
+    later see the new epoch.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (fence_lock_key(prefix),))
+        cur = await conn.execute(
+            "INSERT INTO redis_epochs (prefix, epoch) VALUES (%s, 1) ON CONFLICT (prefix) DO UPDATE "
+            "SET epoch = redis_epochs.epoch + 1, started_at = now() RETURNING epoch",
+            (prefix,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Recorded trades as entries (durable idempotency, and the rebuild's idempotency records)
+
+# The trade's outbox entry, in the order the first reply lists it (see lua/position_open.lua);
+# the position and wallet figures are today's rows.
+ENTRY_FIELDS: Final = (
+    "trade_id", "kind", "position_id", "instrument_id", "side", "qty", "price", "notional", "fee",
+    "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
+    "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
+    "pos_status", "pos_seq", "pos_opened_ts", "pos_closed_ts", "w_available", "w_locked",
+    "house_available", "user_id", "idempotency_key", "request_hash", "epoch", "prev_seq",
+)  # fmt: skip
+ENTRY_COLUMNS: Final = """
+       t.id::text, t.kind, t.position_id::text, t.instrument_id::text, t.side, t.qty::text,
+       t.price::text, t.notional::text, t.fee::text, t.margin::text, t.realised_pnl::text,
+       t.payout::text, t.leverage::text, t.index_price::text, t.skew_after::text,
+       (extract(epoch FROM t.created_at) * 1000)::bigint::text,
+       p.qty::text, p.entry_price::text, p.entry_notional::text, p.margin::text,
+       p.realised_pnl::text, p.status, p.seq::text,
+       (extract(epoch FROM p.opened_at) * 1000)::bigint::text,
+       coalesce((extract(epoch FROM p.closed_at) * 1000)::bigint::text, ''),
+       w.available::text, w.locked::text, '0', t.user_id::text, t.idempotency_key,
+       t.request_hash, '0', '0'"""
+ENTRY_JOINS: Final = "JOIN cfd_positions p ON p.id = t.position_id JOIN wallets w ON w.user_id = t.user_id"
+
+_RECORDED_SQL = f"""
+SELECT t.user_id, t.idempotency_key, {ENTRY_COLUMNS}
+FROM unnest(%s::bigint[], %s::text[]) AS k(user_id, key)
+JOIN trades t ON t.user_id = k.user_id AND t.idempotency_key = k.key
+{ENTRY_JOINS}
+"""  # noqa: S608 (only constant SQL parts are interpolated)
+
+
+async def recorded(
+    conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], dict[str, str]]:
+    """The recorded trades of these (user id, idempotency key) pairs, as outbox entries."""
+    if not keys:
+        return {}
+    cur = await conn.execute(_RECORDED_SQL, ([u for u, _ in keys], [k for _, k in keys]))
+    out: dict[tuple[int, str], dict[str, str]] = {}
+    for row in await cur.fetchall():
+        out[(int(row[0]), str(row[1]))] = dict(zip(ENTRY_FIELDS, row[2:], strict=True))
+    return out

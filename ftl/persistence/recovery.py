@@ -1,9 +1,13 @@
 """Rebuild Redis hot state from PostgreSQL after Redis lost it (crash, failover, flush).
 
 PostgreSQL holds every confirmed trade and, per wallet and position, the row as of its last
-trade (``seq``). The rebuild loads instruments (skew recomputed from open positions), wallets,
-open positions, id counters, leaderboards and the idempotency keys of recent trades, then sets
-the boot marker; the trade scripts refuse to trade (``recovering``) while the marker is missing.
+trade (``seq``). The rebuild first *fences* the lost incarnation: it raises the prefix's epoch in
+PostgreSQL before it reads anything, so no write of a trade the lost Redis ran can land after
+(ledger.new_epoch). It then folds every pending trade and repairs the aggregates (ledger
+.repair_aggregates), so PostgreSQL is consistent too, and loads instruments (their index
+timestamps kept), wallets, open positions, id counters, leaderboards and the idempotency keys of
+recent trades; last it sets the boot marker to the new epoch. The trade scripts refuse to trade
+(``recovering``) while the marker is missing. The rebuild lock is renewed while it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import msgpack
 
 from ftl import logs
+from ftl.persistence import ledger
 from ftl.persistence.leader import LeaderLock
 from ftl.stores import Stores
 
@@ -34,6 +39,9 @@ class RebuildReport:
     wallets: int = 0
     positions: int = 0
     idempotency_keys: int = 0
+    epoch: int = 0
+    folded: int = 0
+    repaired: tuple[int, int] = (0, 0)  # instruments, house wallet corrected by the repair
     seconds: float = 0.0
 
 
@@ -47,19 +55,9 @@ _POSITION_FIELDS = (
     "user", "instrument", "side", "qty", "entry_price", "entry_notional", "margin", "leverage",
     "status", "realised_pnl", "seq", "opened_ts",
 )  # fmt: skip
-# The trade's outbox entry, in the order the first reply lists it (see lua/position_open.lua).
-_ENTRY_FIELDS = (
-    "trade_id", "kind", "position_id", "instrument_id", "side", "qty", "price", "notional", "fee",
-    "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
-    "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
-    "pos_status", "pos_seq", "pos_opened_ts", "pos_closed_ts", "w_available", "w_locked",
-    "house_available", "user_id", "idempotency_key", "request_hash",
-)  # fmt: skip
-
 # Every column as text ('' for NULL): the rows go to Redis as they are, in one MessagePack blob.
 _INSTRUMENTS = """
-SELECT i.id::text, i.index_price::text,
-       greatest((extract(epoch FROM i.index_ts) * 1000)::bigint, %(now)s)::text,
+SELECT i.id::text, i.index_price::text, (extract(epoch FROM i.index_ts) * 1000)::bigint::text,
        (coalesce(o.lng, 0) - coalesce(o.sht, 0))::text, i.depth::text, i.skew_cap::text, i.status,
        coalesce(o.lng, 0)::text, coalesce(o.sht, 0)::text, (i.pseq + %(jump)s)::text
 FROM instruments i LEFT JOIN (
@@ -81,23 +79,14 @@ SELECT id::text, user_id::text, instrument_id::text, side, qty::text, entry_pric
 FROM cfd_positions WHERE status = 'open'
 """
 
-_IDEMPOTENCY = """
+_IDEMPOTENCY = f"""
 SELECT t.user_id::text, t.idempotency_key, t.request_hash,
        ((extract(epoch FROM t.created_at) * 1000)::bigint + %(window)s * 1000)::text,
-       t.id::text, t.kind, t.position_id::text, t.instrument_id::text, t.side, t.qty::text,
-       t.price::text, t.notional::text, t.fee::text, t.margin::text, t.realised_pnl::text,
-       t.payout::text, t.leverage::text, t.index_price::text, t.skew_after::text,
-       (extract(epoch FROM t.created_at) * 1000)::bigint::text,
-       p.qty::text, p.entry_price::text, p.entry_notional::text, p.margin::text,
-       p.realised_pnl::text, p.status, p.seq::text, (extract(epoch FROM p.opened_at) * 1000)::bigint::text,
-       coalesce((extract(epoch FROM p.closed_at) * 1000)::bigint::text, ''),
-       w.available::text, w.locked::text, h.available::text,
-       t.user_id::text, t.idempotency_key, t.request_hash
-FROM trades t JOIN cfd_positions p ON p.id = t.position_id
-JOIN wallets w ON w.user_id = t.user_id JOIN wallets h ON h.user_id = 0
+       {ledger.ENTRY_COLUMNS}
+FROM trades t {ledger.ENTRY_JOINS}
 WHERE t.idempotency_key IS NOT NULL AND t.request_hash IS NOT NULL
   AND t.created_at > now() - make_interval(secs => %(window)s)
-"""
+"""  # noqa: S608 (only constant SQL parts are interpolated)
 
 
 async def _load(
@@ -138,12 +127,20 @@ async def rebuild(stores: Stores) -> RebuildReport:
     keys = stores.keys
     r = stores.redis
     await stores.scripts.load_all()
-    now_ms = int(time.time() * 1000)
+    # Fence first: from here on no write of the lost incarnation lands; then fold and repair the
+    # aggregates, so what is read below (and PostgreSQL itself) is consistent.
+    async with stores.pg.connection() as conn:
+        report.epoch = await ledger.new_epoch(conn, keys.prefix)
+        report.folded = await ledger.fold_all(conn)
+        report.repaired = await ledger.repair_aggregates(conn)
+    if report.repaired != (0, 0):
+        log.warning("rebuild repaired PostgreSQL aggregates", instruments=report.repaired[0],
+                    house=report.repaired[1])  # fmt: skip
     # One snapshot for every query (named cursors need a transaction anyway).
     async with stores.pg.connection() as conn, conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         report.instruments = await _load(
-            stores, conn, _INSTRUMENTS, {"now": now_ms, "jump": PSEQ_JUMP}, "hashes",
+            stores, conn, _INSTRUMENTS, {"jump": PSEQ_JUMP}, "hashes",
             keys.instrument(""), _INSTRUMENT_FIELDS,
         )  # fmt: skip
         report.wallets = await _load(stores, conn, _WALLETS, {}, "wallets", keys.wallet(""), _WALLET_FIELDS)
@@ -166,10 +163,10 @@ async def rebuild(stores: Stores) -> RebuildReport:
         # moving any row backwards.
         report.idempotency_keys = await _load(
             stores, conn, _IDEMPOTENCY, {"window": IDEMPOTENCY_WINDOW_S}, "idempotency",
-            keys.idempotency("", "")[:-1], _ENTRY_FIELDS,
+            keys.idempotency("", "")[:-1], ledger.ENTRY_FIELDS,
         )  # fmt: skip
 
-    await r.set(keys.boot_marker, str(now_ms))
+    await r.set(keys.boot_marker, str(report.epoch))
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -180,6 +177,7 @@ async def ensure_hot_state(stores: Stores, lock: LeaderLock) -> RebuildReport | 
         return None
     if not await lock.acquire():
         return None
+    renew = asyncio.create_task(_renew(lock))
     try:
         if await hot_state_present(stores):
             return None
@@ -187,12 +185,29 @@ async def ensure_hot_state(stores: Stores, lock: LeaderLock) -> RebuildReport | 
         report = await rebuild(stores)
         log.info(
             "hot state rebuilt",
+            epoch=report.epoch,
             instruments=report.instruments,
             wallets=report.wallets,
             positions=report.positions,
             idempotency_keys=report.idempotency_keys,
+            folded=report.folded,
             seconds=round(report.seconds, 3),
         )
         return report
     finally:
+        renew.cancel()
         await lock.release()
+
+
+async def _renew(lock: LeaderLock) -> None:
+    """Keep the rebuild lock while the rebuild runs (a long one outlives the lock's TTL)."""
+    while True:
+        await asyncio.sleep(lock.ttl_ms / 3000)
+        try:
+            held = await lock.acquire()
+        except Exception as exc:  # Redis gone again: the rebuild itself fails and is retried
+            log.warning("could not renew the rebuild lock", error=repr(exc))
+            return
+        if not held:
+            log.error("the rebuild lock was lost while rebuilding")
+            return

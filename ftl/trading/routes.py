@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from ftl.stores import Stores
 from ftl.trading import amm, catalog
 from ftl.trading.scripts import TradingScripts
-from ftl.trading.service import Trader, TradeService
+from ftl.trading.service import Trader, Traders, TradeService
 from ftl.web import validate as v
 from ftl.web.errors import ApiError
 
@@ -21,8 +21,10 @@ MAX_ID = 2**53 - 1
 SIDES = ("long", "short")
 
 
-def trading_routes(stores: Stores, scripts: TradingScripts, authenticate: Authenticate) -> list[BaseRoute]:
-    service = TradeService(stores, scripts)
+def trading_routes(
+    stores: Stores, scripts: TradingScripts, authenticate: Authenticate, traders: Traders | None = None
+) -> list[BaseRoute]:
+    service = TradeService(stores, scripts, traders)
 
     async def list_instruments(request: Request) -> Response:
         await authenticate(request)

@@ -1,25 +1,38 @@
-"""The trade hot path: one Lua call, then one PostgreSQL round trip, then the answer."""
+"""The trade hot path: an idempotency look-up, one Lua call, one group-committed PostgreSQL write.
+
+A 2xx means PostgreSQL has the trade (docs/ledger.md): the write is fenced by the epoch of the
+Redis that ran the script and chained after the user's previous trade. When the outcome cannot be
+known in time the answer is a 503 that says so; a retry with the same Idempotency-Key then
+returns the first trade if it was recorded, and never makes a second one.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
 
 from ftl import logs
-from ftl.persistence.hot import ensure_wallet
-from ftl.persistence.ledger import persist_trade
+from ftl.persistence import ledger
+from ftl.persistence.hot import ensure_wallet, sync_district
+from ftl.persistence.ledger import Outcome
+from ftl.persistence.ledger_writer import LedgerWriter
 from ftl.stores import Stores
+from ftl.trading import idempotency
 from ftl.trading import results as r
-from ftl.trading.results import CloseResult, OpenResult, Rejected
+from ftl.trading.results import CloseResult, OpenResult, Rejected, close_result, open_result
 from ftl.trading.scripts import TradingScripts
 from ftl.web.errors import ApiError
 
 log = logs.get(__name__)
+_Result = TypeVar("_Result", OpenResult, CloseResult)
 
 # Rejections that depend on market or wallet state: the same request may succeed later.
 _STATE = {r.HALTED, r.INSTRUMENT_CLOSED, r.STALE_INDEX, r.SKEW_CAP, r.SLIPPAGE,
@@ -114,33 +127,119 @@ class Traders:
         self._districts[user_id] = row[0]
         return Trader(user_id, row[0])
 
+    async def resync(self, user_id: int) -> Trader:
+        """After a ``district_mismatch``: PostgreSQL's district, into the hot wallet (and its
+        district board) and into this cache. A login may have set it since it was cached, or
+        the wallet hash may predate it."""
+        district = await sync_district(self.stores, user_id)
+        if user_id not in self._districts and len(self._districts) >= self.limit:
+            self._districts.clear()
+        self._districts[user_id] = district
+        return Trader(user_id, district)
+
+
+_TRANSIENT = (psycopg.OperationalError, psycopg_pool.PoolTimeout, OSError)
+
+
+def outcome_unknown(trade_id: int) -> ApiError:
+    return ApiError(
+        503,
+        "outcome_unknown",
+        "the trade ran but could not be confirmed as recorded in time; it may or may not have "
+        "been. Retry with the same Idempotency-Key: it returns this trade if it was recorded, "
+        "and never makes a second one.",
+        headers={"Retry-After": "1"},
+        extra={"trade_id": trade_id},
+    )
+
+
+def not_confirmed(trade_id: int, why: str) -> ApiError:
+    return ApiError(
+        503,
+        "not_confirmed",
+        f"the trade was not confirmed and did not happen ({why}); nothing changed. Retry.",
+        headers={"Retry-After": "1"},
+        extra={"trade_id": trade_id},
+    )
+
+
+def _as_result(entry: dict[str, str]) -> OpenResult | CloseResult:
+    """The first reply of a recorded trade (its position and wallet figures are today's)."""
+    flat: list[Any] = ["mark", entry["price"]]
+    for name, value in entry.items():
+        flat += [name, value]
+    return open_result(True, flat) if entry["kind"] == "open" else close_result(True, flat)
+
 
 class TradeService:
     """Opens and closes positions for one authenticated trader."""
 
-    def __init__(self, stores: Stores, scripts: TradingScripts) -> None:
+    def __init__(self, stores: Stores, scripts: TradingScripts, traders: Traders | None = None) -> None:
         self.stores = stores
         self.scripts = scripts
+        self.traders = traders or Traders(stores)  # the api's own, so a resync fixes its cache
+        s = stores.settings
+        self.ledger = LedgerWriter(
+            lambda: self.stores.pg,  # the pool of the moment (a test swaps it)
+            stores.keys.prefix,
+            max_size=s.ledger_batch_max,
+            max_wait_s=s.ledger_batch_wait_ms / 1000,
+            timeout_s=min(2.0, max(s.ledger_write_timeout_s, 0.1)),
+        )
 
-    async def _persist(self, result: OpenResult | CloseResult, entry: dict[str, str]) -> None:
-        """A 2xx means PostgreSQL has the trade; otherwise a 503 that says so."""
+    async def _first(self, user_id: int, key: str, request_hash: str) -> OpenResult | CloseResult | None:
+        """The recorded trade of this key (Redis may have forgotten it): same body, its reply;
+        another body, 409."""
+        try:
+            entry = await self.ledger.recorded(user_id, key)
+        except _TRANSIENT:
+            raise ApiError(
+                503, "database_unavailable", "the trade ledger is unreachable; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from None  # fmt: skip
+        if entry is None:
+            return None
+        if entry["request_hash"] != request_hash:
+            raise rejection(r.CONFLICT)
+        return _as_result(entry)
+
+    async def _confirm(self, result: OpenResult | CloseResult) -> None:
+        """Return once PostgreSQL has the trade; otherwise raise the 503 that says what is known."""
         if self.stores.settings.fault_after_lua and not result.replay:
             # Test-only fault hook (refused in production): die between the Lua call and the
             # PostgreSQL write, so the flusher must persist the trade from the outbox.
             os.kill(os.getpid(), signal.SIGKILL)
         try:
-            async with self.stores.pg.connection(timeout=2.0) as conn:
-                await persist_trade(conn, entry)
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            log.warning("trade not yet persisted", trade_id=result.trade_id, error=str(exc))
-            raise ApiError(
-                503,
-                "persist_pending",
-                "the trade is done but not yet recorded durably; it will be. Retry with the "
-                "same Idempotency-Key to confirm.",
-                headers={"Retry-After": "1"},
-                extra={"trade_id": result.trade_id},
-            ) from None
+            row = ledger.params(result.entry)
+        except ledger.EntryError as exc:
+            log.error("trade entry unparseable", trade_id=result.trade_id, error=str(exc))
+            raise outcome_unknown(result.trade_id) from None
+        deadline = time.monotonic() + self.stores.settings.ledger_write_timeout_s
+        pause = 0.002
+        while True:
+            try:
+                outcome = await self.ledger.write(row)
+            except _TRANSIENT as exc:
+                outcome = exc
+            if isinstance(outcome, Outcome) and outcome.confirmed:
+                return
+            if outcome is Outcome.FENCED:
+                raise not_confirmed(result.trade_id, "the trading cache was rebuilt meanwhile")
+            if outcome is Outcome.CONFLICT:
+                log.error("idempotency key held by another trade", trade_id=result.trade_id)
+                raise rejection(r.CONFLICT)
+            if isinstance(outcome, Exception) and not isinstance(outcome, _TRANSIENT):
+                log.error("trade refused by the ledger", trade_id=result.trade_id, error=repr(outcome))
+                raise outcome_unknown(result.trade_id)
+            if outcome is Outcome.COLLISION:
+                log.error("trade id collision in the ledger", trade_id=result.trade_id)
+                raise outcome_unknown(result.trade_id)
+            # GAP (the user's previous trade is on its way) or a transient error: try again.
+            if time.monotonic() + pause > deadline:
+                log.warning("trade not confirmed in time", trade_id=result.trade_id, last=repr(outcome))
+                raise outcome_unknown(result.trade_id)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     async def open(
         self,
@@ -153,25 +252,25 @@ class TradeService:
         acceptable_price: int,
         idempotency_key: str,
     ) -> dict[str, Any]:
-        for attempt in range(2):
-            result = await self.scripts.open(
-                user_id=trader.user_id,
+        wanted = idempotency.open_hash(trader.user_id, instrument_id, side, qty, leverage, acceptable_price)
+        first = await self._first(trader.user_id, idempotency_key, wanted)
+        if first is not None:
+            return _reply(first)
+        result = await self._run(
+            trader,
+            lambda t: self.scripts.open(
+                user_id=t.user_id,
                 instrument_id=instrument_id,
                 side=side,  # type: ignore[arg-type]
                 qty=qty,
                 leverage=leverage,
                 acceptable_price=acceptable_price,
                 idempotency_key=idempotency_key,
-                district_id=trader.district_id,
-            )
-            if isinstance(result, Rejected) and result.code == r.NO_WALLET and attempt == 0:
-                await ensure_wallet(self.stores, trader.user_id)
-                continue
-            break
-        if isinstance(result, Rejected):
-            raise rejection(result.code)
-        await self._persist(result, result.entry)
-        return {"position": position_json(result), "trade": trade_json(result), "wallet": wallet_json(result)}
+                district_id=t.district_id,
+            ),
+        )
+        await self._confirm(result)
+        return _reply(result)
 
     async def close(
         self,
@@ -182,15 +281,69 @@ class TradeService:
         acceptable_price: int,
         idempotency_key: str,
     ) -> dict[str, Any]:
-        result = await self.scripts.close(
-            user_id=trader.user_id,
-            position_id=position_id,
-            qty=qty,
-            acceptable_price=acceptable_price,
-            idempotency_key=idempotency_key,
-            district_id=trader.district_id,
+        _, instrument_id = await self.scripts.position_instrument(position_id)
+        entry = await self._recorded_close(
+            trader, position_id, qty, acceptable_price, idempotency_key, instrument_id
         )
-        if isinstance(result, Rejected):
-            raise rejection(result.code)
-        await self._persist(result, result.entry)
-        return {"position": position_json(result), "trade": trade_json(result), "wallet": wallet_json(result)}
+        if entry is not None:
+            return _reply(entry)
+        result = await self._run(
+            trader,
+            lambda t: self.scripts.close(
+                user_id=t.user_id,
+                position_id=position_id,
+                qty=qty,
+                acceptable_price=acceptable_price,
+                idempotency_key=idempotency_key,
+                district_id=t.district_id,
+                instrument_id=instrument_id or 1,  # 1: the script answers not_found
+            ),
+        )
+        await self._confirm(result)
+        return _reply(result)
+
+    async def _run(self, trader: Trader, call: Callable[[Trader], Awaitable[_Result | Rejected]]) -> _Result:
+        """One trade script call, repeated once per stale piece of hot state it reports (a
+        rejection changes no key): ``no_wallet``, load the wallet; ``district_mismatch``, take
+        PostgreSQL's district into the wallet, its board and the cache. Else the rejection."""
+        repaired: set[str] = set()
+        while True:
+            result = await call(trader)
+            if not isinstance(result, Rejected):
+                return result
+            code = result.code
+            if code in repaired or code not in (r.NO_WALLET, r.DISTRICT_MISMATCH):
+                raise rejection(code)
+            repaired.add(code)
+            if code == r.NO_WALLET:
+                await ensure_wallet(self.stores, trader.user_id)
+            else:
+                log.info("district resync", user_id=trader.user_id, cached=trader.district_id)
+                trader = await self.traders.resync(trader.user_id)
+
+    async def _recorded_close(
+        self, trader: Trader, position_id: int, qty: int | None, acceptable_price: int, key: str,
+        instrument_id: int,
+    ) -> OpenResult | CloseResult | None:  # fmt: skip
+        try:
+            entry = await self.ledger.recorded(trader.user_id, key)
+        except _TRANSIENT:
+            raise ApiError(
+                503, "database_unavailable", "the trade ledger is unreachable; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from None  # fmt: skip
+        if entry is None:
+            return None
+        # Redis may have forgotten the position (closed long ago): take its instrument from the
+        # recorded trade when that trade was on this position.
+        iid = instrument_id or (
+            int(entry["instrument_id"]) if int(entry["position_id"]) == position_id else 0
+        )
+        wanted = idempotency.close_hash(trader.user_id, position_id, iid, qty or 0, acceptable_price)
+        if entry["request_hash"] != wanted:
+            raise rejection(r.CONFLICT)
+        return _as_result(entry)
+
+
+def _reply(result: OpenResult | CloseResult) -> dict[str, Any]:
+    return {"position": position_json(result), "trade": trade_json(result), "wallet": wallet_json(result)}

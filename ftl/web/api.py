@@ -48,7 +48,7 @@ def build_api(stores: Stores, health: Health) -> Starlette:
     routes: list[BaseRoute] = [
         *health_routes(health),
         *auth_routes(),
-        *trading_routes(stores, scripts, authenticate),
+        *trading_routes(stores, scripts, authenticate, traders),
         *pricing_routes(stores, authenticate),
         *leaderboard_routes(stores, authenticate),
         Route("/api/openapi.json", openapi_json, methods=["GET"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from ftl.persistence.hot import ensure_wallet
+from ftl.persistence.ledger import new_epoch
 from ftl.stores import Stores
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from ftl.trading.seed import InstrumentSeed, seed
@@ -30,8 +31,17 @@ async def make_instrument(stores: Stores, index: int = 1000) -> int:
     iid = secrets.randbelow(10**9) + 10**6
     await seed(stores, [InstrumentSeed(iid, iid, "P", "T", "FW", index)])
     await start_counters(stores)
-    await stores.redis.set(stores.keys.boot_marker, "1")
+    if not await stores.redis.exists(stores.keys.boot_marker):
+        await start_epoch(stores)
     return iid
+
+
+async def start_epoch(stores: Stores) -> int:
+    """A new Redis incarnation, as the rebuild starts one: PostgreSQL accepts its writes only."""
+    async with stores.pg.connection() as conn:
+        epoch = await new_epoch(conn, stores.keys.prefix)
+    await stores.redis.set(stores.keys.boot_marker, str(epoch))
+    return epoch
 
 
 async def start_counters(stores: Stores) -> None:

@@ -3,64 +3,23 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 
-import psycopg
 import pytest
 
-from ftl.config import Settings
 from ftl.persistence.audit import AuditReport, audit
 from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import persist_trade
-from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.recovery import rebuild
 from ftl.stores import Stores
 from ftl.trading.results import CloseResult, OpenResult
 from tests.persistence.support import make_instrument, make_trader, trading
 
 
-def _url(server: str, name: str) -> str:
-    return f"{server.rpartition('/')[0]}/{name}"
-
-
-@pytest.fixture(scope="module")
-def template_db(pg_server_url: str) -> Iterator[str]:
-    """A migrated database to clone: every audit test needs a PostgreSQL of its own."""
-    name = f"ftl_audit_tmpl_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    migrate_sync(_url(pg_server_url, name))
-    try:
-        yield name
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
-def own_db(pg_server_url: str, template_db: str) -> Iterator[str]:
-    name = f"ftl_audit_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    try:
-        yield _url(pg_server_url, name)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-async def stores(  # overrides the shared one: this test's own database, this test's key prefix
-    settings: Settings, redis_url: str, own_db: str, redis_client: object, anyio_backend: str
-) -> AsyncIterator[Stores]:
-    opened = await Stores.open(settings.replace(redis_url=redis_url, database_url=own_db), redis_url, own_db)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+async def stores(own_stores: Stores) -> Stores:  # overrides the shared one: a database of its own
+    return own_stores
 
 
 class World:
@@ -90,7 +49,7 @@ async def _world(stores: Stores) -> World:
     assert isinstance(part, CloseResult) and isinstance(full, CloseResult)
     async with stores.pg.connection() as conn:  # the api wrote some; the flusher finds the rest
         for result in (a, c, part):
-            await persist_trade(conn, result.entry)
+            await persist_trade(conn, result.entry, stores.keys.prefix)
     await Flusher(stores).flush_once()
     return World(user, other, iid, [a.position_id, b.position_id])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftl.persistence.flusher import GROUP, Flusher
-from ftl.persistence.ledger import persist_trade
+from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.stores import Stores
 from ftl.trading.results import CloseResult, OpenResult
 from tests.persistence.support import make_instrument, make_trader, trading
@@ -35,8 +35,12 @@ async def test_hot_path_write_is_idempotent_and_matches_redis(stores: Stores) ->
     user, iid = await make_trader(stores), await make_instrument(stores)
     res = await _open(stores, user, iid, "k1")
     async with stores.pg.connection() as conn:
-        assert await persist_trade(conn, res.entry) is True
-        assert await persist_trade(conn, res.entry) is False  # same trade again: nothing new
+        await fold_all(conn)  # other tests' trades (the database is shared)
+    before = await _row(stores, "SELECT available FROM wallets WHERE user_id = 0")
+    async with stores.pg.connection() as conn:
+        assert await persist_trade(conn, res.entry, stores.keys.prefix) is Outcome.WRITTEN
+        # same trade again: nothing new
+        assert await persist_trade(conn, res.entry, stores.keys.prefix) is Outcome.PRESENT
     trade = await _row(
         stores, "SELECT kind, qty, price, fee, idempotency_key FROM trades WHERE id = %s", res.trade_id
     )
@@ -45,12 +49,15 @@ async def test_hot_path_write_is_idempotent_and_matches_redis(stores: Stores) ->
     assert wallet == (res.available, res.locked, res.trade_id)
     pos = await _row(stores, "SELECT qty, status, margin FROM cfd_positions WHERE id = %s", res.position_id)
     assert pos == (10, "open", res.margin)
-    house = await stores.redis.hget(stores.keys.wallet(0), "available")
-    hrow = await _row(stores, "SELECT available FROM wallets WHERE user_id = 0")
-    assert hrow is not None and house is not None and hrow[0] == int(house)
+    # The house row is not written on the hot path: the fold adds the fee.
+    assert await _row(stores, "SELECT available FROM wallets WHERE user_id = 0") == before
+    async with stores.pg.connection() as conn:
+        assert await fold_all(conn) >= 1
+    after = await _row(stores, "SELECT available FROM wallets WHERE user_id = 0")
+    assert before is not None and after is not None and after[0] - before[0] == res.fee
 
 
-async def test_close_written_before_its_open_still_ends_closed(stores: Stores) -> None:
+async def test_close_waits_for_its_open(stores: Stores) -> None:
     user, iid = await make_trader(stores), await make_instrument(stores)
     opened = await _open(stores, user, iid, "o")
     closed = await trading(stores).close(
@@ -58,8 +65,11 @@ async def test_close_written_before_its_open_still_ends_closed(stores: Stores) -
     )
     assert isinstance(closed, CloseResult)
     async with stores.pg.connection() as conn:
-        assert await persist_trade(conn, closed.entry)
-        assert await persist_trade(conn, opened.entry)
+        # the close depends on the open (the user's previous trade): it waits for it
+        assert await persist_trade(conn, closed.entry, stores.keys.prefix) is Outcome.GAP
+        assert await _row(stores, "SELECT id FROM trades WHERE id = %s", closed.trade_id) is None
+        assert await persist_trade(conn, opened.entry, stores.keys.prefix) is Outcome.WRITTEN
+        assert await persist_trade(conn, closed.entry, stores.keys.prefix) is Outcome.WRITTEN
     pos = await _row(stores, "SELECT qty, status FROM cfd_positions WHERE id = %s", opened.position_id)
     assert pos == (0, "closed")
     wallet = await _row(stores, "SELECT available, locked FROM wallets WHERE user_id = %s", user)
@@ -70,7 +80,7 @@ async def test_flusher_drains_the_outbox_once(stores: Stores) -> None:
     user, iid = await make_trader(stores), await make_instrument(stores)
     results = [await _open(stores, user, iid, f"k{i}", qty=1 + i) for i in range(3)]
     async with stores.pg.connection() as conn:  # the hot path wrote the first one already
-        await persist_trade(conn, results[0].entry)
+        await persist_trade(conn, results[0].entry, stores.keys.prefix)
     flusher = Flusher(stores)
     stats = await flusher.flush_once()
     assert (stats.trades, stats.new_trades) == (3, 2)
@@ -117,12 +127,20 @@ async def test_one_batch_with_a_whole_position_life_ends_at_its_last_trade(store
         user_id=user, position_id=opened.position_id, acceptable_price=1, idempotency_key="life-c"
     )
     assert isinstance(part, CloseResult) and isinstance(last, CloseResult)
+    async with stores.pg.connection() as conn:
+        await fold_all(conn)  # other tests' trades (the database is shared)
+    before = await _row(stores, "SELECT available FROM wallets WHERE user_id = 0")
     stats = await Flusher(stores).flush_once()
     assert stats.new_trades == 4
     pos = await _row(stores, "SELECT qty, status, seq FROM cfd_positions WHERE id = %s", opened.position_id)
     assert pos == (0, "closed", last.trade_id)
     wallet = await _row(stores, "SELECT available, locked, seq FROM wallets WHERE user_id = %s", user)
     assert wallet == (last.available, last.locked, last.trade_id)
+    # the fold (same pass) leaves the house row where Redis has it; the instrument's open
+    # interest follows the open positions
     house = await stores.redis.hget(stores.keys.wallet(0), "available")
     hrow = await _row(stores, "SELECT available FROM wallets WHERE user_id = 0")
-    assert hrow is not None and house is not None and hrow[0] == int(house)
+    assert hrow is not None and before is not None and house is not None
+    assert hrow[0] - before[0] == int(house)  # this test's Redis house started at 0
+    ins = await _row(stores, "SELECT skew, long_units, short_units FROM instruments WHERE id = %s", iid)
+    assert ins == (3, 3, 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ftl.persistence.leader import LeaderLock
-from ftl.persistence.ledger import persist_trade
+from ftl.persistence.ledger import Outcome, persist_trade
 from ftl.persistence.recovery import ensure_hot_state, hot_state_present, rebuild
 from ftl.stores import Stores
 from ftl.trading.results import OpenResult, Rejected
@@ -43,11 +43,18 @@ async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
     )
     assert isinstance(opened, OpenResult) and isinstance(short, OpenResult)
     async with stores.pg.connection() as conn:
-        await persist_trade(conn, opened.entry)
-        await persist_trade(conn, short.entry)
+        await persist_trade(conn, opened.entry, stores.keys.prefix)
+        await persist_trade(conn, short.entry, stores.keys.prefix)
     k = stores.keys
     before_wallet = await stores.redis.hmget(k.wallet(user), "available", "locked")
-    before_house = await stores.redis.hget(k.wallet(0), "available")
+    async with stores.pg.connection() as conn:
+        cur = await conn.execute(
+            "SELECT granted + (SELECT coalesce(sum(CASE WHEN kind = 'open' THEN fee "
+            "ELSE margin - payout END), 0) FROM trades) FROM wallets WHERE user_id = 0"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    before_house = str(row[0]).encode()  # every trade of the (shared) database, folded
 
     await _wipe(stores)  # Redis lost everything
     assert not await hot_state_present(stores)
@@ -84,7 +91,7 @@ async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
     )
     assert isinstance(again, OpenResult) and again.replay and again.trade_id == opened.trade_id
     async with stores.pg.connection() as conn:  # the hot path writes a replay again: a no-op
-        assert await persist_trade(conn, again.entry) is False
+        assert await persist_trade(conn, again.entry, stores.keys.prefix) is Outcome.PRESENT
     # new trades get new ids after PostgreSQL's, and positions survive for closing
     new = await t.open(
         user_id=user,

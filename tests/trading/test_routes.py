@@ -234,13 +234,16 @@ async def test_concurrent_opens_over_http_never_overspend(
     assert await _count(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user) == statuses.count(201)
 
 
-async def test_postgres_down_answers_persist_pending_then_replay_confirms(
+async def test_postgres_down_answers_503_and_trades_nothing(
     api: httpx.AsyncClient, stores: Stores, auth_for: Headers
 ) -> None:
+    """The ledger is unreachable: the idempotency look-up fails first, so nothing trades (the
+    case where the write alone fails is in test_service_ledger.py: 503 outcome_unknown)."""
     user, iid = await make_trader(stores), await make_instrument(stores)
     warm = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(user))
     assert warm.status_code == 201  # the api process knows this trader already
     h = auth_for(user, "pg-down")
+    wallet = await stores.redis.hgetall(stores.keys.wallet(user))
     good = stores.pg
     dead: AsyncConnectionPool[Any] = AsyncConnectionPool(
         f"postgresql://postgres@127.0.0.1:{free_port()}/x", min_size=1, open=False, timeout=0.5
@@ -253,15 +256,15 @@ async def test_postgres_down_answers_persist_pending_then_replay_confirms(
         stores.pg = good
         await dead.close()
     assert r.status_code == 503, r.text
-    err = r.json()["error"]
-    assert err["code"] == "persist_pending" and err["trade_id"] > 0
-    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", err["trade_id"]) == 0
+    assert r.json()["error"]["code"] == "database_unavailable"
+    assert await stores.redis.hgetall(stores.keys.wallet(user)) == wallet  # nothing traded
     again = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
-    assert again.status_code == 201 and again.json()["trade"]["id"] == err["trade_id"]
+    assert again.status_code == 201
+    tid = again.json()["trade"]["id"]
     stores.pg = dead  # an uncached lookup with PostgreSQL down: a clear 503, not a 500
     try:
         r = await api.get("/api/trades", headers=auth_for(user, None))
     finally:
         stores.pg = good
     assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
-    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", err["trade_id"]) == 1
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", tid) == 1

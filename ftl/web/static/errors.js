@@ -70,7 +70,8 @@ const MESSAGES = {
   internal: "Something went wrong on our side. It has been logged; please try again.",
   database_unavailable: "The database is not answering. Please try again in a moment.",
   cache_unavailable: "The trading engine is not answering. Please try again in a moment.",
-  persist_pending: "Your trade went through but is still being recorded. Press the button again to confirm it (it will not trade twice).",
+  outcome_unknown: "We could not confirm your trade in time. Press the button again to learn whether it went through (it will not trade twice).",
+  not_confirmed: "Your trade did not go through (the market was briefly interrupted). Nothing changed; please try again.",
   // ws role
   unauthorized: "The live price connection was refused. Signing in again may help.",
   bad_message: "The live price connection rejected a message.",
