@@ -273,7 +273,13 @@ class Flusher:
         return [(_text(eid), fields) for eid, fields in items if fields]
 
     async def _observe_lag(self) -> None:
-        info = await self.redis.xpending(self.keys.outbox, GROUP)
+        try:
+            info = await self.redis.xpending(self.keys.outbox, GROUP)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # Redis lost its state during the pass
+            info = {}
         pending = int(info.get("pending", 0)) if isinstance(info, dict) else 0
         length = int(await self.redis.xlen(self.keys.outbox))
         OUTBOX_BACKLOG.set(max(length, pending))
