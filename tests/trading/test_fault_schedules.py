@@ -7,7 +7,7 @@ sent (in flight, not committed), its write committed, its reply given. A fault i
 process killed (the request gets no reply; a new process serves the next ones). Clients retry
 what got no definitive answer with the same Idempotency-Key; the flusher runs at seeded
 moments. After each schedule: every 2xx trade is in PostgreSQL exactly once; no key has two
-trades; money is conserved and skew = Σ open long − Σ open short in both stores; no balance is
+trades; money is conserved and skew = Σ open long - Σ open short in both stores; no balance is
 negative; ``ftl audit`` is clean.
 
     FTL_FAULT_SCHEDULES=2000 pytest tests/trading/test_fault_schedules.py   # more schedules
@@ -17,6 +17,7 @@ negative; ``ftl audit`` is clean.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
@@ -217,10 +218,8 @@ async def run_schedule(stores: Stores, seed: int) -> list[str]:
         await w.send(req)
         if fault is not None and fault.step == "reply" and w.armed is fault:
             w.armed = None
-            try:
+            with contextlib.suppress(ApiKilled):
                 await w.fire(fault)
-            except ApiKilled:
-                pass
         w.armed = None
         if rng.random() < 0.3:
             await w.flusher.flush_once()
