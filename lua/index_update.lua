@@ -18,8 +18,11 @@ Replies
 
 Effects: HSET index, index_ts (and status), pseq + 1; SADD dirty i:<id>; PUBLISH ARGV[5] of
 cmsgpack {type='PRICE_UPDATE', id, price=mark, index, skew, seq=pseq, ts=index_ts} with the mark
-floor(I (S + s) / S). Bounds as in position_open.lua (index <= 100000 cents keeps every trade
-product below 2^53).
+floor(I (S + s) / S), s clamped into [-S + ceil(S/I), S] as in position_open.lua (1 .. 2I cents).
+Index <= 100000 cents keeps every trade product below 2^53. The skew may be past the cap or the
+depth (closes are never capped): instrument_bounds only for a broken hash (depth not 1 .. 100000,
+skew not an integer with |skew| <= 10^15, or, for a status-only change, a stored index not
+1 .. 100000), so the index of such a market still moves.
 ]]
 local function int_arg(v, lo, hi)
   local n = tonumber(v)
@@ -29,6 +32,15 @@ end
 local function fmt(x) return string.format('%d', x) end
 local function rej(code) return {'rejected', code} end
 local MAX_ID = 9007199254740991
+local MAX_SKEW = 1000000000000000  -- 10^15: |skew| beyond it is a broken hash
+local function clamp(x, lo, hi)
+  if x < lo then return lo elseif x > hi then return hi end
+  return x
+end
+local function mark_at(index, skew, depth)  -- as position_open.lua and ftl/trading/amm.py: mark
+  local lo = -math.floor(-depth / index) - depth
+  return math.floor(index * (depth + clamp(skew, lo, depth)) / depth)
+end
 
 local iid = int_arg(ARGV[1], 1, MAX_ID)
 if not iid then return rej('bad_args') end
@@ -52,7 +64,8 @@ local index, index_ts = tonumber(ins[1]), tonumber(ins[2] or '0')
 local skew, depth = tonumber(ins[3] or '0'), tonumber(ins[4] or '')
 local pseq = tonumber(ins[6] or '0')
 if not (index and index_ts and skew and depth and depth >= 1 and depth <= 100000
-    and math.abs(skew) < depth and pseq) then
+    and skew == math.floor(skew) and math.abs(skew) <= MAX_SKEW and pseq
+    and (new_index or (index >= 1 and index <= 100000))) then
   return rej('instrument_bounds')
 end
 if new_index then
@@ -66,7 +79,7 @@ pseq = pseq + 1
 redis.call('HSET', KEYS[1], 'index', fmt(index), 'index_ts', fmt(index_ts), 'status', status,
   'pseq', fmt(pseq))
 redis.call('SADD', KEYS[2], 'i:' .. fmt(iid))
-local mark = math.floor(index * (depth + skew) / depth)
+local mark = mark_at(index, skew, depth)
 redis.call('PUBLISH', ARGV[5], cmsgpack.pack({type = 'PRICE_UPDATE', id = iid, price = mark,
   index = index, skew = skew, seq = pseq, ts = index_ts}))
 return {'ok', 'instrument_id', fmt(iid), 'index', fmt(index), 'index_ts', fmt(index_ts),

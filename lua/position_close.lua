@@ -33,17 +33,31 @@ Replies (arrays of strings, numbers formatted with %d)
      replay '0' the first time; '1' when the same key and body come again (the first reply).
   {'rejected', code}  nothing changed. Codes: recovering bad_user bad_qty bad_price bad_args conflict
      not_found not_owner not_open wrong_instrument unknown_instrument instrument_bounds halted
-     instrument_closed stale_index no_wallet district_mismatch skew_cap slippage
+     instrument_closed stale_index no_wallet district_mismatch slippage (never skew_cap)
 
-Money: closing k of q units trades signed size -k (long) or +k (short); exit notional rounded
-against the trader (floor a sell, ceil a buy). The closed part of the entry notional is
+Money: closing k of q units trades signed size -k (long) or +k (short) at the AMM price of
+position_open.lua (fill_num: X = 2S x the exact cost); exit notional floor(X / 2S) for a sell,
+ceil for a buy (against the trader), price floor / ceil(X / 2S k), slippage against
+min(acceptable, 2I + 1) * 2S * k. The closed part of the entry notional is
 ceil(N_e k / q) for a long, floor for a short; the released margin floor(M k / q) (all of both
 when k = q). PnL = exit - entry part (long) or entry part - exit (short); fee = ceil(exit bps/10^4);
 payout = max(M_part + PnL - fee, 0); a loss beyond M_part is taken from the margin left on the
 position (released = M_part + that), so splitting a losing close gains nothing. locked -=
 released, available += payout, house available += released - payout: money is conserved and
-the user never goes negative. A close that would take
-|skew| beyond the cap is rejected (skew_cap), so the bounds of position_open.lua hold.
+the user never goes negative.
+
+Skew: reducing or closing a position is never refused for the skew cap (only opens are capped),
+so a close may take |skew| beyond the cap and even beyond the depth (skew = Σ open long - Σ open
+short is bounded only by the open interest). The mark curve is clamped (position_open.lua,
+Pricing): a sell fills at 1 cent a unit at least (N >= k, never negative), a buy at 2I at most,
+and the mark published after the trade is 1 .. 2I cents. instrument_bounds only for a broken hash
+(index not 1 .. 100000, depth not 1 .. 100000, skew not an integer with |skew| <= 10^15, ...);
+the cap is not read.
+
+Bounds (every integer intermediate below 2^53): X <= 4 I S k <= 4 * 10^15 for any such skew (the
+clamp); the slippage limit <= (2I + 1) 2S k < 4.0001 * 10^15; N <= 2I k <= 2 * 10^10 and, from
+the open, M <= N_e <= 2 * 10^5 q <= 2 * 10^10, so N_e k and M k <= 2 * 10^15, N bps <= 2 * 10^13;
+|skew| + k <= 10^15 + 10^5.
 
 Effects: as position_open.lua (position, wallet, house, instrument, XADD of the same fields with
 kind 'close', SADD dirty, ZADD leaderboards, PUBLISH). The position keeps its row: status 'closed'
@@ -59,6 +73,28 @@ local function floor_div(a, b) return math.floor(a / b) end
 local function ceil_div(a, b) return -math.floor(-a / b) end
 local function rej(code) return {'rejected', code} end
 local MAX_ID = 9007199254740991
+local MAX_SKEW = 1000000000000000  -- 10^15: |skew| beyond it is a broken hash
+local function clamp(x, lo, hi)
+  if x < lo then return lo elseif x > hi then return hi end
+  return x
+end
+-- The mark curve I (S + x) / S is read at the skew x clamped into [lo, S], lo = -S + ceil(S/I)
+-- the lowest skew whose mark is >= 1 cent (ftl/trading/amm.py: low_skew, mark, fill_num).
+local function low_skew(index, depth) return ceil_div(depth, index) - depth end
+local function mark_at(index, skew, depth)
+  return floor_div(index * (depth + clamp(skew, low_skew(index, depth), depth)), depth)
+end
+-- 2S x the exact cost of q units from skew s: 2S x the integral of the clamped mark over the path
+-- (= |q| I (2S + 2s + q) when the path stays within [lo, S]); each unit adds 2S .. 4IS.
+local function fill_num(index, skew, depth, q)
+  local lo = low_skew(index, depth)
+  local a, b = skew, skew + q
+  if q < 0 then a, b = b, a end
+  local ca, cb = clamp(a, lo, depth), clamp(b, lo, depth)
+  local below = math.min(b, lo) - math.min(a, lo)
+  local above = math.max(b, depth) - math.max(a, depth)
+  return index * (2 * (depth + lo) * below + (cb - ca) * (2 * depth + ca + cb) + 4 * depth * above)
+end
 
 local epoch = redis.call('GET', KEYS[11])  -- this Redis incarnation (fences its writes)
 if not epoch then return rej('recovering') end
@@ -100,21 +136,22 @@ local qty = want
 if qty == 0 then qty = pos_qty end
 if qty > pos_qty then return rej('bad_qty') end
 
-local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'cap', 'status',
+local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'status',
   'long', 'short', 'pseq', 'fee_bps')
 if not ins[1] then return rej('unknown_instrument') end
 local index, index_ts = tonumber(ins[1]), tonumber(ins[2] or '0')
-local skew, depth, cap = tonumber(ins[3] or '0'), tonumber(ins[4] or ''), tonumber(ins[5] or '')
-local long_units, short_units = tonumber(ins[7] or '0'), tonumber(ins[8] or '0')
-local pseq = tonumber(ins[9] or '0')
+local skew, depth = tonumber(ins[3] or '0'), tonumber(ins[4] or '')
+local long_units, short_units = tonumber(ins[6] or '0'), tonumber(ins[7] or '0')
+local pseq = tonumber(ins[8] or '0')
 local fee_bps = fee_default
-if ins[10] and ins[10] ~= '' then fee_bps = int_arg(ins[10], 0, 1000) end
+if ins[9] and ins[9] ~= '' then fee_bps = int_arg(ins[9], 0, 1000) end
+-- No cap and no |skew| < depth here: a close is never refused for the skew (only a broken hash).
 if not (index and index >= 1 and index <= 100000 and depth and depth >= 1 and depth <= 100000
-    and cap and cap >= 0 and cap < depth and skew and math.abs(skew) < depth and index_ts
+    and skew and skew == math.floor(skew) and math.abs(skew) <= MAX_SKEW and index_ts
     and long_units and short_units and pseq and fee_bps) then
   return rej('instrument_bounds')
 end
-local status = ins[6] or 'open'
+local status = ins[5] or 'open'
 if status == 'halted' then return rej('halted') end
 if status ~= 'open' then return rej('instrument_closed') end
 if max_age > 0 and now - index_ts > max_age then return rej('stale_index') end
@@ -126,22 +163,22 @@ if (w[3] or '') ~= ARGV[8] then return rej('district_mismatch') end
 
 local q = qty                       -- closing a short buys back
 if side == 'long' then q = -qty end -- closing a long sells
-local new_skew = skew + q
-if math.abs(new_skew) > cap then return rej('skew_cap') end
+local new_skew = skew + q           -- never refused for the cap: may pass it, and the depth
 
 local two_s = 2 * depth
-local price_num = index * (two_s + 2 * skew + q)          -- F * 2S
-local limit = acceptable * two_s
-if (q > 0 and price_num > limit) or (q < 0 and price_num < limit) then
+local num = fill_num(index, skew, depth, q)               -- N * 2S, exact
+local per = two_s * qty                                   -- X / per = F
+local limit = math.min(acceptable, 2 * index + 1) * per
+if (q > 0 and num > limit) or (q < 0 and num < limit) then
   return rej('slippage')
 end
 local exit_notional, price
 if q > 0 then
-  exit_notional = ceil_div(qty * price_num, two_s)
-  price = ceil_div(price_num, two_s)
+  exit_notional = ceil_div(num, two_s)
+  price = ceil_div(num, per)
 else
-  exit_notional = floor_div(qty * price_num, two_s)
-  price = floor_div(price_num, two_s)
+  exit_notional = floor_div(num, two_s)
+  price = floor_div(num, per)
 end
 if price < 1 then price = 1 end
 local entry_part, margin_part = entry_notional, margin
@@ -180,7 +217,7 @@ if side == 'long' then long_units = long_units - qty else short_units = short_un
 pseq = pseq + 1
 redis.call('HSET', KEYS[1], 'skew', fmt(new_skew), 'long', fmt(long_units),
   'short', fmt(short_units), 'pseq', fmt(pseq))
-local mark = floor_div(index * (depth + new_skew), depth)
+local mark = mark_at(index, new_skew, depth)
 
 local remaining = pos_qty - qty
 local pos_status, closed_ts = 'open', ''

@@ -27,14 +27,20 @@ Replies (arrays of strings, numbers formatted with %d)
      'liquidation', pos_status 'liquidated', pos_qty 0.
   {'rejected', code}  nothing changed. Codes: recovering bad_user bad_args not_found not_owner not_open
      wrong_instrument unknown_instrument instrument_bounds halted instrument_closed stale_index
-     no_wallet district_mismatch not_liquidatable skew_cap
+     no_wallet district_mismatch not_liquidatable (never skew_cap)
 
 No idempotency key: a position is liquidated once (then not_open). Liquidatable when, at the
-mark m = floor(I (S + s) / S) before the trade, (M + uPnL) * 10^4 < mm_bps * qty * m, with uPnL
-= qty m - N_e (long) or N_e - qty m (short). The position is then closed whole at the AMM fill
-price exactly as position_close.lua does (no slippage check; the fee applies; payout =
-max(M + PnL - fee, 0); the house keeps the rest). Bounds as in position_open.lua; the trade has
-an empty idempotency_key and request_hash.
+mark m = floor(I (S + s) / S) before the trade (s clamped as in position_open.lua: m is 1 .. 2I),
+(M + uPnL) * 10^4 < mm_bps * qty * m, with uPnL = qty m - N_e (long) or N_e - qty m (short). The
+position is then closed whole at the AMM fill price exactly as position_close.lua does (no
+slippage check; the fee applies; payout = max(M + PnL - fee, 0); the house keeps the rest). The
+trade has an empty idempotency_key and request_hash.
+
+Skew and bounds as in position_close.lua: a liquidation is never refused for the skew cap, may
+take |skew| beyond the cap and the depth, fills a sell at 1 cent a unit at least (N >= qty) and a
+buy at 2I at most; instrument_bounds only for a broken hash (the cap is not read). Every integer
+intermediate stays below 2^53: X <= 4 I S qty <= 4 * 10^15; qty m <= 2 * 10^10 and M <= N_e <=
+2 * 10^10 (from the open), so (M + uPnL) * 10^4 and mm_bps qty m stay below 10^15.
 
 Effects: as position_close.lua, with kind 'liquidation' and position status 'liquidated'.
 ]]
@@ -48,6 +54,28 @@ local function floor_div(a, b) return math.floor(a / b) end
 local function ceil_div(a, b) return -math.floor(-a / b) end
 local function rej(code) return {'rejected', code} end
 local MAX_ID = 9007199254740991
+local MAX_SKEW = 1000000000000000  -- 10^15: |skew| beyond it is a broken hash
+local function clamp(x, lo, hi)
+  if x < lo then return lo elseif x > hi then return hi end
+  return x
+end
+-- The mark curve I (S + x) / S is read at the skew x clamped into [lo, S], lo = -S + ceil(S/I)
+-- the lowest skew whose mark is >= 1 cent (ftl/trading/amm.py: low_skew, mark, fill_num).
+local function low_skew(index, depth) return ceil_div(depth, index) - depth end
+local function mark_at(index, skew, depth)
+  return floor_div(index * (depth + clamp(skew, low_skew(index, depth), depth)), depth)
+end
+-- 2S x the exact cost of q units from skew s: 2S x the integral of the clamped mark over the path
+-- (= |q| I (2S + 2s + q) when the path stays within [lo, S]); each unit adds 2S .. 4IS.
+local function fill_num(index, skew, depth, q)
+  local lo = low_skew(index, depth)
+  local a, b = skew, skew + q
+  if q < 0 then a, b = b, a end
+  local ca, cb = clamp(a, lo, depth), clamp(b, lo, depth)
+  local below = math.min(b, lo) - math.min(a, lo)
+  local above = math.max(b, depth) - math.max(a, depth)
+  return index * (2 * (depth + lo) * below + (cb - ca) * (2 * depth + ca + cb) + 4 * depth * above)
+end
 
 local epoch = redis.call('GET', KEYS[10])  -- this Redis incarnation (fences its writes)
 if not epoch then return rej('recovering') end
@@ -73,21 +101,22 @@ local side, qty = p[3], tonumber(p[4])
 local entry_notional, margin, lev = tonumber(p[5]), tonumber(p[6]), tonumber(p[7])
 local pos_pnl = tonumber(p[9] or '0')
 
-local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'cap', 'status',
+local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'status',
   'long', 'short', 'pseq', 'fee_bps')
 if not ins[1] then return rej('unknown_instrument') end
 local index, index_ts = tonumber(ins[1]), tonumber(ins[2] or '0')
-local skew, depth, cap = tonumber(ins[3] or '0'), tonumber(ins[4] or ''), tonumber(ins[5] or '')
-local long_units, short_units = tonumber(ins[7] or '0'), tonumber(ins[8] or '0')
-local pseq = tonumber(ins[9] or '0')
+local skew, depth = tonumber(ins[3] or '0'), tonumber(ins[4] or '')
+local long_units, short_units = tonumber(ins[6] or '0'), tonumber(ins[7] or '0')
+local pseq = tonumber(ins[8] or '0')
 local fee_bps = fee_default
-if ins[10] and ins[10] ~= '' then fee_bps = int_arg(ins[10], 0, 1000) end
+if ins[9] and ins[9] ~= '' then fee_bps = int_arg(ins[9], 0, 1000) end
+-- No cap and no |skew| < depth here: a liquidation is never refused for the skew (only a broken hash).
 if not (index and index >= 1 and index <= 100000 and depth and depth >= 1 and depth <= 100000
-    and cap and cap >= 0 and cap < depth and skew and math.abs(skew) < depth and index_ts
+    and skew and skew == math.floor(skew) and math.abs(skew) <= MAX_SKEW and index_ts
     and long_units and short_units and pseq and fee_bps) then
   return rej('instrument_bounds')
 end
-local status = ins[6] or 'open'
+local status = ins[5] or 'open'
 if status == 'halted' then return rej('halted') end
 if status ~= 'open' then return rej('instrument_closed') end
 if max_age > 0 and now - index_ts > max_age then return rej('stale_index') end
@@ -97,7 +126,7 @@ if not w[1] then return rej('no_wallet') end
 local available, locked = tonumber(w[1]), tonumber(w[2] or '0')
 if (w[3] or '') ~= ARGV[5] then return rej('district_mismatch') end
 
-local mark_before = floor_div(index * (depth + skew), depth)
+local mark_before = mark_at(index, skew, depth)
 local value = qty * mark_before
 local upnl = entry_notional - value
 if side == 'long' then upnl = value - entry_notional end
@@ -105,18 +134,17 @@ if not ((margin + upnl) * 10000 < mm_bps * value) then return rej('not_liquidata
 
 local q = qty
 if side == 'long' then q = -qty end
-local new_skew = skew + q
-if math.abs(new_skew) > cap then return rej('skew_cap') end
+local new_skew = skew + q           -- never refused for the cap: may pass it, and the depth
 
 local two_s = 2 * depth
-local price_num = index * (two_s + 2 * skew + q)          -- F * 2S
+local num = fill_num(index, skew, depth, q)               -- N * 2S, exact
 local exit_notional, price
 if q > 0 then
-  exit_notional = ceil_div(qty * price_num, two_s)
-  price = ceil_div(price_num, two_s)
+  exit_notional = ceil_div(num, two_s)
+  price = ceil_div(num, two_s * qty)
 else
-  exit_notional = floor_div(qty * price_num, two_s)
-  price = floor_div(price_num, two_s)
+  exit_notional = floor_div(num, two_s)
+  price = floor_div(num, two_s * qty)
 end
 if price < 1 then price = 1 end
 local pnl = entry_notional - exit_notional
@@ -142,7 +170,7 @@ if side == 'long' then long_units = long_units - qty else short_units = short_un
 pseq = pseq + 1
 redis.call('HSET', KEYS[1], 'skew', fmt(new_skew), 'long', fmt(long_units),
   'short', fmt(short_units), 'pseq', fmt(pseq))
-local mark = floor_div(index * (depth + new_skew), depth)
+local mark = mark_at(index, new_skew, depth)
 
 pos_pnl = pos_pnl + pnl
 local s_now = fmt(now)

@@ -39,12 +39,21 @@ The position id is handed out here (HINCRBY), so its key KEYS[6]..id is the one 
 script, as BullMQ does for job keys.
 
 Bounds (every integer intermediate stays below 2^53): index 1 .. 100000 cents, depth 1 .. 100000,
-0 <= cap < depth, |skew| < depth, qty <= 100000; else instrument_bounds / bad_qty. The largest
-product, qty * index * (2S + 2s + q), is below 10^5 * 10^5 * 4 * 10^5 = 4 * 10^15 < 2^53.
+0 <= cap < depth, |skew| < depth, qty <= 100000; else instrument_bounds / bad_qty. Only opens are
+capped: a close or a liquidation may leave |skew| beyond the cap (position_close.lua).
 
-Money: F = I (2S + 2s + q) / 2S; N = ceil(|q| F) for a long, floor for a short; fee =
-ceil(N bps / 10^4); margin = ceil(N / leverage). available -= margin + fee, locked += margin,
-house available += fee. Wallet equity = available + locked (the flusher adds unrealised PnL).
+Pricing (fill_num below, as ftl/trading/amm.py): the mark I (S + x) / S is read at the skew x
+clamped into [lo, S], lo = -S + ceil(S/I) the lowest skew whose mark is at least 1 cent; a trade of
+q units costs the integral of that mark from s to s + q. X = 2S x that integral is an integer: with
+the path within [lo, S] it is |q| I (2S + 2s + q), the linear AMM's |q| F 2S with F = I (2S + 2s +
+q) / 2S. Every unit adds 2S .. 4IS to X, so X <= 4 I S |q| <= 4 * 10^15 < 2^53 whatever the skew,
+every fill is 1 cent .. 2I a unit and the mark 1 .. 2I cents. The slippage limit compares X with
+min(acceptable, 2I + 1) * 2S * qty (F <= 2I, so that is exact and <= 4.0001 * 10^15).
+
+Money: N = ceil(X / 2S) for a long, floor for a short (so qty <= N <= 2I qty); price =
+ceil(X / 2S qty) for a long, floor for a short; fee = ceil(N bps / 10^4); margin =
+ceil(N / leverage). available -= margin + fee, locked += margin, house available += fee. Wallet
+equity = available + locked (the flusher adds unrealised PnL).
 
 Effects: position hash; wallet, house, instrument (skew, long/short, pseq); XADD KEYS[7] of the
 self-contained trade (trade_id kind user_id position_id instrument_id side qty price notional fee
@@ -66,6 +75,27 @@ local function floor_div(a, b) return math.floor(a / b) end
 local function ceil_div(a, b) return -math.floor(-a / b) end
 local function rej(code) return {'rejected', code} end
 local MAX_ID = 9007199254740991
+local function clamp(x, lo, hi)
+  if x < lo then return lo elseif x > hi then return hi end
+  return x
+end
+-- The mark curve I (S + x) / S is read at the skew x clamped into [lo, S], lo = -S + ceil(S/I)
+-- the lowest skew whose mark is >= 1 cent (ftl/trading/amm.py: low_skew, mark, fill_num).
+local function low_skew(index, depth) return ceil_div(depth, index) - depth end
+local function mark_at(index, skew, depth)
+  return floor_div(index * (depth + clamp(skew, low_skew(index, depth), depth)), depth)
+end
+-- 2S x the exact cost of q units from skew s: 2S x the integral of the clamped mark over the path
+-- (= |q| I (2S + 2s + q) when the path stays within [lo, S]); each unit adds 2S .. 4IS.
+local function fill_num(index, skew, depth, q)
+  local lo = low_skew(index, depth)
+  local a, b = skew, skew + q
+  if q < 0 then a, b = b, a end
+  local ca, cb = clamp(a, lo, depth), clamp(b, lo, depth)
+  local below = math.min(b, lo) - math.min(a, lo)
+  local above = math.max(b, depth) - math.max(a, depth)
+  return index * (2 * (depth + lo) * below + (cb - ca) * (2 * depth + ca + cb) + 4 * depth * above)
+end
 
 local epoch = redis.call('GET', KEYS[11])  -- this Redis incarnation (fences its writes)
 if not epoch then return rej('recovering') end
@@ -127,18 +157,19 @@ local new_skew = skew + q
 if math.abs(new_skew) > cap then return rej('skew_cap') end
 
 local two_s = 2 * depth
-local price_num = index * (two_s + 2 * skew + q)          -- F * 2S
-local limit = acceptable * two_s
-if (q > 0 and price_num > limit) or (q < 0 and price_num < limit) then
+local num = fill_num(index, skew, depth, q)               -- N * 2S, exact
+local per = two_s * qty                                   -- X / per = F
+local limit = math.min(acceptable, 2 * index + 1) * per
+if (q > 0 and num > limit) or (q < 0 and num < limit) then
   return rej('slippage')
 end
 local notional, price
 if q > 0 then
-  notional = ceil_div(qty * price_num, two_s)
-  price = ceil_div(price_num, two_s)
+  notional = ceil_div(num, two_s)
+  price = ceil_div(num, per)
 else
-  notional = floor_div(qty * price_num, two_s)
-  price = floor_div(price_num, two_s)
+  notional = floor_div(num, two_s)
+  price = floor_div(num, per)
 end
 if price < 1 then price = 1 end
 local fee = ceil_div(notional * fee_bps, 10000)
@@ -162,7 +193,7 @@ if q > 0 then long_units = long_units + qty else short_units = short_units + qty
 pseq = pseq + 1
 redis.call('HSET', KEYS[1], 'skew', fmt(new_skew), 'long', fmt(long_units),
   'short', fmt(short_units), 'pseq', fmt(pseq))
-local mark = floor_div(index * (depth + new_skew), depth)
+local mark = mark_at(index, new_skew, depth)
 
 redis.call('HSET', KEYS[6] .. s_pos, 'user', s_user, 'instrument', s_iid, 'side', side,
   'qty', fmt(qty), 'entry_price', fmt(price), 'entry_notional', fmt(notional),

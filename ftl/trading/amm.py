@@ -7,6 +7,14 @@ opening a long or closing a short), floor what he receives (a sell).
 
 Within the bounds below every intermediate product stays below 2^53, so Lua's doubles compute it
 exactly; :func:`exact` raises if a caller ever leaves that range.
+
+The mark curve is ``m(x) = I (1 + x/S)`` with the skew ``x`` clamped into ``[low_skew, S]``:
+``low_skew = -S + ceil(S/I)`` is the lowest skew whose mark is at least 1 cent, and at ``S`` the
+mark is ``2I``. Opens keep the skew within the cap (< S), but closes and liquidations are never
+capped (skew = Σ open long - Σ open short can then pass ``±S``); the clamp keeps every mark and
+every fill between 1 cent and ``2I`` a unit and every product bounded. A fill costs the integral
+of that curve along the trade's path, so the cost still depends only on the state. Where the
+linear mark is at least 1 cent along the whole path, all of this is the plain linear AMM.
 """
 
 from __future__ import annotations
@@ -26,6 +34,11 @@ MAX_PRICE = 100_000
 """Largest index price (cents, i.e. 1,000.00 credits)."""
 MAX_DEPTH = 100_000
 """Largest depth ``S`` of an instrument (units); the skew cap is below it."""
+MAX_SKEW = 10**15
+"""Largest |skew| a close, a liquidation or an index update accepts (opens need |skew| < depth).
+
+Skew is Σ open long - Σ open short and closes are not capped, so it may pass the depth; beyond
+this the hash is broken (it would take 10^10 open positions of the largest size)."""
 MAX_ACCEPTABLE = 1_000_000_000
 """Largest acceptable price a request may carry (cents); fills never exceed 2 x MAX_PRICE."""
 MAX_FEE_BPS = 1_000
@@ -58,42 +71,78 @@ def signed_qty(side: Side, qty: int) -> int:
 
 
 def within_cap(skew: int, q: int, cap: int) -> bool:
-    """True when the trade keeps ``|s + q| <= s_max``."""
+    """True when the trade keeps ``|s + q| <= s_max``: the check of an open, and of opens only.
+
+    Reducing or closing a position is never refused for the cap (it may leave ``|s| > s_max``)."""
     return abs(skew + q) <= cap
 
 
-def _price_num(index: int, skew: int, depth: int, q: int) -> int:
-    """``F(q) * 2S = I * (2S + 2s + q)``: the fill price scaled to an integer."""
-    return exact(index * exact(2 * depth + 2 * skew + q))
+def low_skew(index: int, depth: int) -> int:
+    """The lowest skew whose mark is at least 1 cent: ``-S + ceil(S/I)`` (in ``(-S, 0]``)."""
+    return -(-depth // index) - depth
+
+
+def pricing_skew(index: int, skew: int, depth: int) -> int:
+    """The skew the mark curve is read at: ``skew`` clamped into ``[low_skew, S]``."""
+    return min(max(skew, low_skew(index, depth)), depth)
 
 
 def mark(index: int, skew: int, depth: int) -> int:
-    """Mark price ``m(s) = I * (1 + s/S)``, floored to a cent."""
-    return floor_div(index * (depth + skew), depth)
+    """Mark price ``m(s) = I * (1 + s/S)``, ``s`` clamped (:func:`pricing_skew`), floored to a cent.
+
+    Always between 1 and ``2I`` cents, whatever the skew.
+    """
+    return floor_div(index * (depth + pricing_skew(index, skew, depth)), depth)
+
+
+def fill_num(index: int, skew: int, depth: int, q: int) -> int:
+    """``2S`` times the exact cost of trading ``q`` units from skew ``s``: ``2S ∫ m(x) dx`` over the
+    path from ``s`` to ``s + q``, the mark read at the clamped skew (flat below ``low_skew`` and
+    above ``S``).
+
+    Where the path stays within ``[low_skew, S]`` this is ``|q| * I * (2S + 2s + q)``, the linear
+    AMM's ``|q| F(q) 2S``. Each unit adds between ``2S`` (1 cent) and ``4IS`` (``2I``), so the
+    result is at most ``4 I S |q| <= 4 * 10^15 < 2^53`` for any skew (|s| <= MAX_SKEW).
+    """
+    lo = low_skew(index, depth)
+    a, b = (skew, skew + q) if q >= 0 else (skew + q, skew)
+    ca, cb = min(max(a, lo), depth), min(max(b, lo), depth)
+    below = min(b, lo) - min(a, lo)  # units traded where the mark is flat at m(lo) >= 1 cent
+    above = max(b, depth) - max(a, depth)  # units traded where it is flat at 2I
+    inside = exact((cb - ca) * (2 * depth + ca + cb))
+    return exact(index * exact(2 * (depth + lo) * below + inside + 4 * depth * above))
 
 
 def fill_price_exact(index: int, skew: int, depth: int, q: int) -> Fraction:
-    """``F(q) = I * (1 + (s + q/2)/S)`` as an exact fraction."""
-    return Fraction(_price_num(index, skew, depth, q), 2 * depth)
+    """The average fill price of ``q`` units (``q != 0``) as an exact fraction.
+
+    ``F(q) = I * (1 + (s + q/2)/S)`` where the linear mark is at least 1 cent along the path.
+    """
+    return Fraction(fill_num(index, skew, depth, q), 2 * depth * abs(q))
 
 
 def fill_price(index: int, skew: int, depth: int, q: int) -> int:
     """Per-unit fill price in cents, rounded against the trader (at least 1 cent)."""
-    num = _price_num(index, skew, depth, q)
-    price = ceil_div(num, 2 * depth) if q > 0 else floor_div(num, 2 * depth)
+    num = fill_num(index, skew, depth, q)
+    per = exact(2 * depth * abs(q))
+    price = ceil_div(num, per) if q > 0 else floor_div(num, per)
     return max(price, 1)
 
 
 def notional(index: int, skew: int, depth: int, q: int) -> int:
-    """``|q| * F(q)`` in cents: ceil for a buy (q > 0), floor for a sell (q < 0)."""
-    num = exact(abs(q) * _price_num(index, skew, depth, q))
+    """``|q| * F(q)`` in cents: ceil for a buy (q > 0), floor for a sell (q < 0); >= |q|."""
+    num = fill_num(index, skew, depth, q)
     return ceil_div(num, 2 * depth) if q > 0 else floor_div(num, 2 * depth)
 
 
 def slippage_ok(index: int, skew: int, depth: int, q: int, acceptable: int) -> bool:
-    """A buy needs ``F <= acceptable``, a sell ``F >= acceptable`` (exact comparison)."""
-    num = _price_num(index, skew, depth, q)
-    limit = exact(acceptable * 2 * depth)
+    """A buy needs ``F <= acceptable``, a sell ``F >= acceptable`` (exact comparison).
+
+    ``F <= 2I`` always, so an acceptable price above ``2I`` compares as ``2I + 1``: that keeps
+    ``acceptable * 2S|q|`` below 2^53.
+    """
+    num = fill_num(index, skew, depth, q)
+    limit = exact(min(acceptable, 2 * index + 1) * 2 * depth * abs(q))
     return num <= limit if q > 0 else num >= limit
 
 

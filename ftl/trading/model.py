@@ -3,6 +3,9 @@
 It holds wallets, positions, instruments and the house, and applies open, close, liquidate and
 index updates with the same checks in the same order, the same arithmetic (``amm``) and the same
 replies as ``lua/*.lua``. No I/O.
+
+Only opens are refused for the skew cap (and need |skew| < depth); a close or a liquidation is
+always priced (``amm`` clamps the mark curve), however far past the cap or the depth the skew is.
 """
 
 from __future__ import annotations
@@ -90,24 +93,24 @@ class Model:
     idempotency: dict[tuple[int, str], tuple[str, OpenResult | CloseResult]] = field(default_factory=dict)
     outbox: list[dict[str, str]] = field(default_factory=list)
     published: list[dict[str, object]] = field(default_factory=list)
+    epoch: str = "1"
+    """The boot marker's value (the Redis incarnation) every trade carries."""
 
     # ---- checks shared by the scripts, in the scripts' order ----
 
     def _fee_bps(self, ins: Instrument) -> int:
         return self.config.fee_bps if ins.fee_bps is None else ins.fee_bps
 
-    def _instrument_check(self, iid: int, now: int) -> Instrument | Rejected:
+    def _instrument_check(self, iid: int, now: int, *, opening: bool) -> Instrument | Rejected:
         ins = self.instruments.get(iid)
         if ins is None:
             return Rejected(r.UNKNOWN_INSTRUMENT)
         fee_ok = ins.fee_bps is None or 0 <= ins.fee_bps <= amm.MAX_FEE_BPS
-        if not (
-            1 <= ins.index <= amm.MAX_PRICE
-            and 1 <= ins.depth <= amm.MAX_DEPTH
-            and 0 <= ins.cap < ins.depth
-            and abs(ins.skew) < ins.depth
-            and fee_ok
-        ):
+        if opening:  # an open needs a sane cap and |skew| < depth
+            skew_ok = 0 <= ins.cap < ins.depth and abs(ins.skew) < ins.depth
+        else:  # a close or a liquidation only needs a skew it can price
+            skew_ok = abs(ins.skew) <= amm.MAX_SKEW
+        if not (1 <= ins.index <= amm.MAX_PRICE and 1 <= ins.depth <= amm.MAX_DEPTH and skew_ok and fee_ok):
             return Rejected(r.INSTRUMENT_BOUNDS)
         if ins.status == "halted":
             return Rejected(r.HALTED)
@@ -140,7 +143,7 @@ class Model:
             }
         )
 
-    def _outbox(self, trade: dict[str, object], pos: Position, w: Wallet) -> dict[str, str]:
+    def _outbox(self, trade: dict[str, object], pos: Position, w: Wallet, prev_seq: int) -> dict[str, str]:
         entry = {k: str(v) for k, v in trade.items()}
         entry.update(
             pos_qty=str(pos.qty),
@@ -155,6 +158,8 @@ class Model:
             w_available=str(w.available),
             w_locked=str(w.locked),
             house_available=str(self.house.available),
+            epoch=self.epoch,
+            prev_seq=str(prev_seq),
         )
         self.outbox.append(entry)
         return entry
@@ -194,7 +199,7 @@ class Model:
             if seen[0] != rh or not isinstance(seen[1], OpenResult):
                 return Rejected(r.CONFLICT)
             return dataclasses.replace(seen[1], replay=True)
-        ins = self._instrument_check(instrument_id, now)
+        ins = self._instrument_check(instrument_id, now, opening=True)
         if isinstance(ins, Rejected):
             return ins
         w = self._wallet_check(user_id, district_id)
@@ -213,6 +218,7 @@ class Model:
         self.trade_seq += 1
         self.position_seq += 1
         tid, pid = self.trade_seq, self.position_seq
+        prev_seq = w.seq
         w.available -= quote.cost
         w.locked += quote.margin
         w.seq = tid
@@ -248,6 +254,7 @@ class Model:
             },
             pos,
             w,
+            prev_seq,
         )  # fmt: skip
         self._publish(ins, now)
         result = OpenResult(
@@ -319,15 +326,13 @@ class Model:
         k = pos.qty if want == 0 else want
         if k > pos.qty:
             return Rejected(r.BAD_QTY)
-        ins = self._instrument_check(instrument_id, now)
+        ins = self._instrument_check(instrument_id, now, opening=False)
         if isinstance(ins, Rejected):
             return ins
         w = self._wallet_check(user_id, district_id)
         if isinstance(w, Rejected):
             return w
-        q = amm.close_q(pos.side, k)
-        if not amm.within_cap(ins.skew, q, ins.cap):
-            return Rejected(r.SKEW_CAP)
+        q = amm.close_q(pos.side, k)  # never refused for the skew cap
         if not amm.slippage_ok(ins.index, ins.skew, ins.depth, q, acceptable_price):
             return Rejected(r.SLIPPAGE)
         result = self._fill_close(pos, ins, w, k, "close", idempotency_key, rh, now)
@@ -352,7 +357,7 @@ class Model:
         pos = self._position_check(user_id, position_id, instrument_id)
         if isinstance(pos, Rejected):
             return pos
-        ins = self._instrument_check(instrument_id, now)
+        ins = self._instrument_check(instrument_id, now, opening=False)
         if isinstance(ins, Rejected):
             return ins
         w = self._wallet_check(user_id, district_id)
@@ -361,8 +366,6 @@ class Model:
         m = amm.mark(ins.index, ins.skew, ins.depth)
         if not amm.is_liquidatable(pos.side, pos.qty, pos.entry_notional, pos.margin, m, self.config.mm_bps):
             return Rejected(r.NOT_LIQUIDATABLE)
-        if not amm.within_cap(ins.skew, amm.close_q(pos.side, pos.qty), ins.cap):
-            return Rejected(r.SKEW_CAP)
         return self._fill_close(pos, ins, w, pos.qty, "liquidation", "", "", now)
 
     def _fill_close(
@@ -382,6 +385,7 @@ class Model:
         )  # fmt: skip
         self.trade_seq += 1
         tid = self.trade_seq
+        prev_seq = w.seq
         w.available += c.payout
         w.locked -= c.released
         w.seq = tid
@@ -411,6 +415,7 @@ class Model:
             },
             pos,
             w,
+            prev_seq,
         )  # fmt: skip
         self._publish(ins, now)
         return CloseResult(
@@ -461,7 +466,8 @@ class Model:
         ins = self.instruments.get(instrument_id)
         if ins is None:
             return Rejected(r.UNKNOWN_INSTRUMENT)
-        if not (1 <= ins.depth <= amm.MAX_DEPTH and abs(ins.skew) < ins.depth):
+        index_ok = index_price is not None or 1 <= ins.index <= amm.MAX_PRICE  # the mark needs one
+        if not (1 <= ins.depth <= amm.MAX_DEPTH and abs(ins.skew) <= amm.MAX_SKEW and index_ok):
             return Rejected(r.INSTRUMENT_BOUNDS)
         if index_price is not None and ts is not None:
             if ts < ins.index_ts:

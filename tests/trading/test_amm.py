@@ -216,3 +216,92 @@ def test_mark_and_fill_examples() -> None:
     assert amm.margin(100_500, 3) == 33_500
     with pytest.raises(ValueError, match="leverage"):
         amm.margin(100, 6)
+
+
+# ---- closes are never capped (defect 7): any skew, even past the depth ----
+
+
+@st.composite
+def any_skew_states(draw: st.DrawFn) -> State:
+    """Instruments at any skew a close may meet: past the cap, past the depth, up to MAX_SKEW."""
+    depth = draw(st.integers(1, amm.MAX_DEPTH))
+    near = st.integers(-3 * depth - amm.MAX_QTY, 3 * depth + amm.MAX_QTY)
+    return State(
+        index=draw(st.integers(1, amm.MAX_PRICE)),
+        depth=depth,
+        cap=draw(st.integers(0, depth - 1)),
+        skew=draw(
+            st.one_of(
+                near, st.integers(-amm.MAX_SKEW, amm.MAX_SKEW), st.sampled_from([-amm.MAX_SKEW, amm.MAX_SKEW])
+            )
+        ),
+    )
+
+
+@given(any_skew_states(), st.integers(1, amm.MAX_QTY), st.sampled_from([1, -1]), fees, st.data())
+def test_a_trade_at_any_skew_fills_between_a_cent_and_twice_the_index(
+    s: State, n: int, d: int, fee_bps: int, data: st.DataObject
+) -> None:
+    q = d * n
+    # amm.exact() raises OverflowError on any product of 2^53 or more.
+    num = amm.fill_num(s.index, s.skew, s.depth, q)
+    assert 2 * s.depth * n <= num <= 4 * s.index * s.depth * n
+    exact_price = amm.fill_price_exact(s.index, s.skew, s.depth, q)
+    assert 1 <= exact_price <= 2 * s.index
+    price = amm.fill_price(s.index, s.skew, s.depth, q)
+    got = amm.notional(s.index, s.skew, s.depth, q)
+    assert 1 <= price <= 2 * s.index
+    assert n <= got <= 2 * s.index * n  # a sell never below 1 cent a unit, never negative
+    for skew in (s.skew, s.skew + q):
+        assert 1 <= amm.mark(s.index, skew, s.depth) <= 2 * s.index
+    acceptable = data.draw(st.integers(1, amm.MAX_ACCEPTABLE))
+    ok = amm.slippage_ok(s.index, s.skew, s.depth, q, acceptable)
+    assert ok == (exact_price <= acceptable if q > 0 else exact_price >= acceptable)
+    assert amm.slippage_ok(s.index, s.skew, s.depth, q, amm.MAX_ACCEPTABLE if q > 0 else 1)
+    # a close of a position opened at any price: every product fits, nobody goes negative
+    side: amm.Side = "short" if q > 0 else "long"
+    entry = data.draw(st.integers(n, 2 * amm.MAX_PRICE * n))
+    margin = data.draw(st.integers(0, entry))
+    pos_qty = data.draw(st.integers(n, amm.MAX_QTY))
+    c = amm.close_amounts(s.index, s.skew, s.depth, side, pos_qty, entry, margin, n, fee_bps)
+    assert c.payout >= 0 and 0 <= c.released <= margin and c.notional == got
+    m = amm.mark(s.index, s.skew, s.depth)
+    amm.is_liquidatable(side, pos_qty, entry, margin, m, data.draw(st.integers(0, amm.MAX_MM_BPS)))
+
+
+@given(any_skew_states(), st.integers(2, amm.MAX_QTY), st.sampled_from([1, -1]), st.data())
+def test_the_cost_at_any_skew_is_path_independent(s: State, n: int, d: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(1, n - 1))
+    whole = amm.fill_price_exact(s.index, s.skew, s.depth, d * n) * n
+    first = amm.fill_price_exact(s.index, s.skew, s.depth, d * k) * k
+    rest = amm.fill_price_exact(s.index, s.skew + d * k, s.depth, d * (n - k)) * (n - k)
+    assert whole == first + rest  # splitting a close gains nothing, however extreme the skew
+    there = amm.notional(s.index, s.skew, s.depth, d * n)
+    back = amm.notional(s.index, s.skew + d * n, s.depth, -d * n)
+    assert 0 <= (there - back) * d <= 1  # a round trip at a constant index never gains
+
+
+@given(states(), sides, st.data())
+def test_within_the_cap_the_fill_is_the_linear_amm(s: State, side: amm.Side, data: st.DataObject) -> None:
+    total = room(s, side)
+    assume(total >= 1)
+    n = data.draw(st.integers(1, total))
+    q = amm.signed_qty(side, n)
+    # the clamp only bites where the linear mark falls below 1 cent (low_skew)
+    assume(min(s.skew, s.skew + q) >= amm.low_skew(s.index, s.depth))
+    assert amm.fill_num(s.index, s.skew, s.depth, q) == n * s.index * (2 * s.depth + 2 * s.skew + q)
+    assert amm.mark(s.index, s.skew, s.depth) == s.index * (s.depth + s.skew) // s.depth
+
+
+def test_extreme_skew_examples() -> None:
+    # index 10.00, depth 2000: lo = -2000 + ceil(2000/1000) = -1998, the lowest skew at >= 1 cent
+    assert amm.low_skew(1_000, 2_000) == -1_998
+    assert amm.mark(1_000, -1_998, 2_000) == 1 and amm.mark(1_000, -1_999, 2_000) == 1
+    assert amm.mark(1_000, -(10**15), 2_000) == 1 and amm.mark(1_000, 10**15, 2_000) == 2_000
+    # selling 500 from -1900: 98 units on the line, 402 on the 1-cent floor (was a negative notional)
+    assert amm.notional(1_000, -1_900, 2_000, -500) == 2_901
+    assert amm.fill_price(1_000, -1_900, 2_000, -500) == 5
+    assert amm.notional(1_000, -5_000, 2_000, -500) == 500
+    assert amm.notional(1_000, 5_000, 2_000, 500) == 1_000_000  # 2I a unit above the depth
+    assert amm.low_skew(1, 2_000) == 0  # index 1 cent: every negative skew marks at 1 cent
+    assert amm.low_skew(amm.MAX_PRICE, 10) == -9

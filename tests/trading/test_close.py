@@ -9,9 +9,10 @@ import msgpack
 import pytest
 
 from ftl.trading import amm
+from ftl.trading.model import Instrument
 from ftl.trading.results import CloseResult, OpenResult, Rejected
 from tests.trading.conftest import MAX_AGE_MS, NOW, World
-from tests.trading.support import decode
+from tests.trading.support import decode, put_instrument
 
 OPEN: dict[str, Any] = {
     "user_id": 1, "instrument_id": 1, "side": "long", "qty": 100, "leverage": 2,
@@ -146,15 +147,6 @@ async def _closed_position(world: World) -> None:
     assert isinstance(await close_both(world, idempotency_key="first"), CloseResult)
 
 
-async def _cap_squeeze(world: World) -> None:
-    # a short then a long: skew back at 100, but closing the long 2000 would take it to -1900
-    for key, side, qty in (("s", "short", 2_000), ("l", "long", 2_000)):
-        await opened(world, side=side, qty=qty, leverage=5, acceptable_price=1 if side == "short" else 10**6,
-                     idempotency_key=key)  # fmt: skip
-    await world.client.hset(world.keys.instrument(1), "cap", 1_800)
-    world.model.instruments[1].cap = 1_800
-
-
 async def _no_wallet(world: World) -> None:
     await world.client.delete(world.keys.wallet(1))
     del world.model.wallets[1]
@@ -181,7 +173,6 @@ REJECTIONS: list[tuple[str, dict[str, Any], Any]] = [
     ("stale_index", {}, _stale),
     ("no_wallet", {}, _no_wallet),
     ("district_mismatch", {"district_id": 3}, _nothing),
-    ("skew_cap", {"position_id": 3, "acceptable_price": 1}, _cap_squeeze),
     ("slippage", {"acceptable_price": 1006}, _nothing),
 ]
 
@@ -207,3 +198,158 @@ async def test_short_close_buys_back_and_checks_a_ceiling(world: World) -> None:
     assert isinstance(res, CloseResult)
     assert res.price == 995 and res.realised_pnl == 0
     assert amm.mark(1000, res.skew, 10_000) == res.mark
+
+
+# ---- defect 7: a close is never refused for the skew cap ----
+
+SMALL = 3  # index 10.00, depth 2000, cap 1000: the shorts below fill the cap with little money
+
+
+async def small_market(world: World, skew: int = 0) -> None:
+    ins = Instrument(id=SMALL, index=1_000, depth=2_000, cap=1_000, index_ts=NOW, skew=skew)
+    await put_instrument(world.client, world.keys, ins)
+    world.model.instruments[SMALL] = ins
+
+
+async def shorts_at_the_cap(world: World, long_leverage: int = 1) -> OpenResult:
+    """User 1 long 500, then user 2 short 1500: skew -1000 = -cap. The long is position 1."""
+    await small_market(world)
+    long = await opened(world, instrument_id=SMALL, qty=500, leverage=long_leverage, acceptable_price=10**6)
+    short = await opened(world, user_id=2, district_id=7, instrument_id=SMALL, side="short", qty=1_500,
+                         leverage=5, acceptable_price=1, idempotency_key="o2")  # fmt: skip
+    assert (long.skew, short.skew) == (500, -1_000)
+    return long
+
+
+async def test_a_close_past_the_cap_fills(world: World) -> None:
+    o = await shorts_at_the_cap(world)
+    # opening a short (the direction the long's close trades in) is capped ...
+    assert await opened_or_rejected(world, user_id=2, district_id=7, side="short", qty=1) == Rejected(
+        "skew_cap"
+    )
+    # ... closing the long is not: it sells 500 from -1000 to -1500, past the cap
+    before = o.available + o.locked
+    res = await close_both(world, instrument_id=SMALL)
+    assert isinstance(res, CloseResult)
+    assert (res.status, res.qty, res.skew) == ("closed", 500, -1_500)
+    # the plain linear AMM there: F = 1000 (4000 - 2000 - 500) / 4000 = 375, N = 187 500
+    assert (res.price, res.notional, res.fee) == (375, 187_500, 188)
+    assert res.realised_pnl == 187_500 - o.notional and res.payout == o.margin + res.realised_pnl - 188
+    assert res.available + res.locked == before + res.realised_pnl - 188
+    assert res.mark == amm.mark(1_000, -1_500, 2_000) == 250
+    ins = decode(await world.client.hgetall(world.keys.instrument(SMALL)))
+    assert (ins["skew"], ins["long"], ins["short"]) == ("-1500", "0", "1500")
+    assert world.model.total_money() == 1_500_000
+    # still capped for opens, both ways: a short goes further, a long of 1 stays past the cap
+    assert await opened_or_rejected(world, user_id=2, district_id=7, side="short", qty=1) == Rejected(
+        "skew_cap"
+    )
+    assert await opened_or_rejected(world, qty=1, idempotency_key="o4") == Rejected("skew_cap")
+    # a long of 500 brings |skew| back to the cap: allowed
+    back = await opened_or_rejected(world, qty=500, idempotency_key="o5")
+    assert isinstance(back, OpenResult) and back.skew == -1_000
+
+
+async def opened_or_rejected(world: World, **changes: Any) -> OpenResult | Rejected:
+    order = {**OPEN, "instrument_id": SMALL, "acceptable_price": 10**6, "idempotency_key": "o3", **changes}
+    if order["side"] == "short":
+        order["acceptable_price"] = 1
+    got = await world.trading.open(now=NOW, **order)
+    assert got == world.model.open(now=NOW, **order)
+    return got
+
+
+async def test_a_partial_close_past_the_cap_fills(world: World) -> None:
+    await shorts_at_the_cap(world)
+    part = await close_both(world, instrument_id=SMALL, qty=100)
+    assert isinstance(part, CloseResult) and (part.remaining_qty, part.skew) == (400, -1_100)
+    rest = await close_both(world, instrument_id=SMALL, idempotency_key="c2")
+    assert isinstance(rest, CloseResult) and (rest.status, rest.skew) == ("closed", -1_500)
+
+
+async def test_the_shorts_still_close_after_the_long_left(world: World) -> None:
+    await shorts_at_the_cap(world)
+    assert isinstance(await close_both(world, instrument_id=SMALL), CloseResult)
+    res = await close_both(world, user_id=2, district_id=7, position_id=2, instrument_id=SMALL,
+                           acceptable_price=10**6, idempotency_key="c2")  # fmt: skip
+    assert isinstance(res, CloseResult) and res.skew == 0 and res.locked == 0
+
+
+async def put_skew(world: World, skew: int) -> None:
+    """Force an extreme skew (as if many other positions had closed)."""
+    await world.client.hset(world.keys.instrument(SMALL), "skew", skew)
+    world.model.instruments[SMALL].skew = skew
+
+
+@pytest.mark.parametrize(
+    ("skew", "price", "notional"),
+    [
+        # the linear numerator 1000 (2S + 2s + q) = 1000 (4000 - 3800 - 500) < 0 (it was a negative
+        # notional): the mark is flat at 1 cent below lo = -2000 + ceil(2000/1000) = -1998, so
+        # N = (1000 * 98 * (4000 - 1998 - 1900) + 1000 * 402 * 4) / 4000 = 2901
+        (-1_900, 5, 2_901),
+        (-1_998, 1, 500),  # the whole sell on the 1-cent floor of the mark
+        (-2_000, 1, 500),  # |skew| = depth: no longer instrument_bounds
+        (-250_000, 1, 500),  # far past the depth
+        (-(10**15), 1, 500),  # the largest skew a close accepts
+    ],
+)
+async def test_a_sell_at_extreme_skew_fills_at_a_cent_or_more(
+    world: World, skew: int, price: int, notional: int
+) -> None:
+    await small_market(world)
+    await opened(world, instrument_id=SMALL, qty=500, acceptable_price=10**6)
+    await put_skew(world, skew)
+    assert 1_000 * (2 * 2_000 + 2 * skew - 500) <= 0  # the old price numerator
+    res = await close_both(world, instrument_id=SMALL)  # acceptable 1 cent: always met
+    assert isinstance(res, CloseResult)
+    assert (res.price, res.notional, res.skew) == (price, notional, skew - 500)
+    assert res.notional >= res.qty and res.payout >= 0 and res.available >= 0
+    assert res.mark == 1  # published in PRICE_UPDATE: at least 1 cent
+    assert world.model.published[-1]["price"] == 1
+    assert decode(await world.client.hgetall(world.keys.instrument(SMALL)))["skew"] == str(skew - 500)
+    assert world.model.total_money() == 1_500_000
+
+
+@pytest.mark.parametrize("skew", [2_000, 3_000, 10**15])
+async def test_a_buy_at_extreme_skew_pays_at_most_twice_the_index(world: World, skew: int) -> None:
+    await small_market(world)
+    await opened(world, instrument_id=SMALL, side="short", qty=100, acceptable_price=1)
+    await put_skew(world, skew)
+    res = await close_both(world, instrument_id=SMALL, acceptable_price=10**9)
+    assert isinstance(res, CloseResult)
+    assert (res.price, res.notional, res.skew, res.mark) == (2_000, 200_000, skew + 100, 2_000)
+
+
+async def test_a_buy_at_extreme_skew_checks_its_ceiling(world: World) -> None:
+    await small_market(world)
+    await opened(world, instrument_id=SMALL, side="short", qty=100, acceptable_price=1)
+    await put_skew(world, 5_000)
+    before = await world.snapshot()
+    assert await close_both(world, instrument_id=SMALL, acceptable_price=1_999) == Rejected("slippage")
+    assert await world.snapshot() == before
+    assert isinstance(await close_both(world, instrument_id=SMALL, acceptable_price=2_000), CloseResult)
+
+
+async def test_opens_keep_their_bounds_at_extreme_skew(world: World) -> None:
+    await small_market(world)
+    await opened(world, instrument_id=SMALL, qty=500, acceptable_price=10**6)
+    await put_skew(world, -2_000)
+    before = await world.snapshot()
+    assert await opened_or_rejected(world, qty=1_500, idempotency_key="o9") == Rejected("instrument_bounds")
+    assert await world.snapshot() == before
+
+
+async def test_a_skew_beyond_any_open_interest_is_a_broken_hash(world: World) -> None:
+    await small_market(world)
+    await opened(world, instrument_id=SMALL, qty=500, acceptable_price=10**6)
+    for broken in (-(10**15) - 1, 10**15 + 1):
+        await put_skew(world, broken)
+        before = await world.snapshot()
+        assert await close_both(world, instrument_id=SMALL) == Rejected("instrument_bounds")
+        assert await world.snapshot() == before
+    await world.client.hset(world.keys.instrument(SMALL), "skew", "12.5")  # not an integer
+    before = await world.snapshot()
+    got = await world.trading.close(now=NOW, **{**CLOSE, "instrument_id": SMALL})
+    assert got == Rejected("instrument_bounds")
+    assert await world.snapshot() == before

@@ -8,9 +8,10 @@ import msgpack
 import pytest
 
 from ftl.trading import amm
+from ftl.trading.model import Instrument
 from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
 from tests.trading.conftest import MAX_AGE_MS, NOW, World
-from tests.trading.support import decode
+from tests.trading.support import decode, put_instrument
 
 OPEN: dict[str, Any] = {
     "user_id": 1, "instrument_id": 1, "side": "long", "qty": 1_000, "leverage": 5,
@@ -98,19 +99,13 @@ async def _stale(world: World) -> None:
     world.model.instruments[1].index_ts = ts
 
 
-async def _bad_cap(world: World) -> None:
-    await world.client.hset(world.keys.instrument(1), "cap", 10_000)
-    world.model.instruments[1].cap = 10_000
+async def _bad_depth(world: World) -> None:
+    await world.client.hset(world.keys.instrument(1), "depth", 0)
+    world.model.instruments[1].depth = 0
 
 
 async def _crash(world: World) -> None:
     await index_both(world, instrument_id=1, index_price=100, ts=NOW)
-
-
-async def _crash_and_squeeze(world: World) -> None:
-    await _crash(world)
-    await world.client.hset(world.keys.instrument(1), "skew", -4_500)  # closing 1000 longs: -5500
-    world.model.instruments[1].skew = -4_500
 
 
 async def _no_wallet(world: World) -> None:
@@ -130,14 +125,13 @@ REJECTIONS: list[tuple[str, dict[str, Any], Any]] = [
     ("not_owner", {"user_id": 2}, _nothing),
     ("wrong_instrument", {"instrument_id": 2}, _nothing),
     ("unknown_instrument", {}, _nothing),
-    ("instrument_bounds", {}, _bad_cap),
+    ("instrument_bounds", {}, _bad_depth),
     ("halted", {}, _halt),
     ("instrument_closed", {}, _closed),
     ("stale_index", {}, _stale),
     ("no_wallet", {}, _no_wallet),
     ("district_mismatch", {"district_id": 7}, _crash),
     ("not_liquidatable", {}, _nothing),
-    ("skew_cap", {}, _crash_and_squeeze),
 ]
 
 
@@ -210,3 +204,71 @@ async def test_index_update_refuses_a_broken_instrument(world: World) -> None:
     got = await world.trading.update_index(instrument_id=1, index_price=10, ts=NOW)
     assert got == Rejected("instrument_bounds")
     assert await world.snapshot() == before
+
+
+# ---- defect 7: a liquidation is never refused for the skew cap ----
+
+SMALL = 3  # index 10.00, depth 2000, cap 1000
+
+
+async def small_market(world: World) -> None:
+    ins = Instrument(id=SMALL, index=1_000, depth=2_000, cap=1_000, index_ts=NOW)
+    await put_instrument(world.client, world.keys, ins)
+    world.model.instruments[SMALL] = ins
+
+
+async def test_a_liquidation_past_the_cap_fills(world: World) -> None:
+    await small_market(world)
+    await opened(world, instrument_id=SMALL, qty=500)  # long 500 at 5x: skew 500
+    short = await opened(world, user_id=2, district_id=7, instrument_id=SMALL, side="short", qty=1_500,
+                         acceptable_price=1, idempotency_key="o2")  # fmt: skip
+    assert short.skew == -1_000  # at -cap: the long's mark fell from 1125 to 500, far underwater
+    args = {"position_id": 1, "user_id": 1, "instrument_id": SMALL}
+    res = await liquidate_both(world, **args)
+    assert isinstance(res, CloseResult)
+    assert (res.kind, res.status, res.qty, res.skew) == ("liquidation", "liquidated", 500, -1_500)
+    assert (res.price, res.notional) == (375, 187_500)  # linear: 1000 (4000 - 2000 - 500) / 4000
+    assert res.payout == 0 and res.locked == 0 and res.available >= 0
+    assert res.mark == 250
+    assert world.model.total_money() == 1_500_000
+    # opens the same way (short) are still capped
+    order = {"user_id": 2, "district_id": 7, "instrument_id": SMALL, "side": "short", "qty": 1,
+             "leverage": 1, "acceptable_price": 1, "idempotency_key": "o3"}  # fmt: skip
+    assert (
+        await world.trading.open(now=NOW, **order)
+        == world.model.open(now=NOW, **order)
+        == Rejected("skew_cap")
+    )
+
+
+@pytest.mark.parametrize("skew", [-1_900, -2_000, -100_000])
+async def test_a_liquidation_at_extreme_skew_fills_at_a_cent_or_more(world: World, skew: int) -> None:
+    await small_market(world)
+    await opened(world, instrument_id=SMALL, qty=500)
+    await world.client.hset(world.keys.instrument(SMALL), "skew", skew)  # as if others had closed
+    world.model.instruments[SMALL].skew = skew
+    assert 1_000 * (2 * 2_000 + 2 * skew - 500) <= 0  # the old price numerator
+    res = await liquidate_both(world, position_id=1, user_id=1, instrument_id=SMALL)
+    assert isinstance(res, CloseResult) and res.kind == "liquidation"
+    assert res.price >= 1 and res.notional >= 500 and res.payout >= 0 and res.skew == skew - 500
+    assert res.mark == 1 and world.model.published[-1]["price"] == 1
+    assert world.model.total_money() == 1_500_000
+
+
+async def test_an_index_update_at_extreme_skew_still_moves_the_index(world: World) -> None:
+    await small_market(world)
+    for skew, mark in ((-2_000, 1), (-(10**15), 1), (2_500, 2_400), (10**15, 2_400)):
+        await world.client.hset(world.keys.instrument(SMALL), "skew", skew)
+        world.model.instruments[SMALL].skew = skew
+        res = await index_both(world, instrument_id=SMALL, index_price=1_200, ts=NOW)
+        assert isinstance(res, IndexResult) and (res.skew, res.mark) == (skew, mark)
+        halted = await index_both(world, instrument_id=SMALL, index_price=None, status="halted")
+        assert isinstance(halted, IndexResult) and halted.mark == mark
+        assert isinstance(
+            await index_both(world, instrument_id=SMALL, index_price=None, status="open"), IndexResult
+        )
+    await world.client.hset(world.keys.instrument(SMALL), "skew", 10**15 + 1)
+    world.model.instruments[SMALL].skew = 10**15 + 1
+    assert await index_both(world, instrument_id=SMALL, index_price=1_200, ts=NOW) == Rejected(
+        "instrument_bounds"
+    )
