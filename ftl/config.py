@@ -63,6 +63,7 @@ class Settings:
     leaderboard_slot_ms: int = 4000
     ledger_batch_max: int = 64  # group commit: trades per PostgreSQL transaction at most
     ledger_batch_wait_ms: float = 1.0  # group commit: how long a batch waits for company
+    ledger_batches_in_flight: int = 2  # group commit: batches of one process in flight at once
     ledger_write_timeout_s: float = 2.0  # the api retries a transient write failure this long
     flusher_max_tries: int = 5  # a non-transient failure this many times: dead letter
     fault_after_lua: bool = False  # tests only: the api kills itself after a trade's Lua call
@@ -229,6 +230,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         leaderboard_slot_ms=r.get("FTL_LEADERBOARD_SLOT_MS", 4000, _int_range(1, 86_400_000)),
         ledger_batch_max=r.get("FTL_LEDGER_BATCH_MAX", 64, _int_range(1, 10_000)),
         ledger_batch_wait_ms=r.get("FTL_LEDGER_BATCH_WAIT_MS", 1.0, _float_range(0.0, 1000.0)),
+        ledger_batches_in_flight=r.get("FTL_LEDGER_BATCHES_IN_FLIGHT", 2, _int_range(1, 64)),
         ledger_write_timeout_s=r.get("FTL_LEDGER_WRITE_TIMEOUT_S", 2.0, _float_range(0.0, 60.0)),
         flusher_max_tries=r.get("FTL_FLUSHER_MAX_TRIES", 5, _int_range(1, 1000)),
         event_loop=r.get("FTL_EVENT_LOOP", "uvloop", _choice(("uvloop", "asyncio"))),

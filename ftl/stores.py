@@ -26,6 +26,14 @@ class Stores:
     pg: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
     scripts: Scripts
     keys: Keys
+    ledger_pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+    """The trade ledger's own pool (ledger.py): index look-ups only, whatever the statistics
+    say (``enable_seqscan=off``), so a plan cached while a table was small never scans it whole.
+    Falls back to ``pg``."""
+
+    @property
+    def ledger_pg(self) -> AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]:
+        return self.ledger_pool if self.ledger_pool is not None else self.pg
 
     @classmethod
     async def open(
@@ -54,9 +62,18 @@ class Stores:
             kwargs={"autocommit": True},
         )
         await pool.open(wait=True, timeout=15.0)
+        ledger_pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=8,
+            open=False,
+            timeout=5.0,
+            kwargs={"autocommit": True, "options": "-c enable_seqscan=off"},
+        )
+        await ledger_pool.open(wait=True, timeout=15.0)
         scripts = Scripts(client)
         await scripts.load_all()
-        return cls(settings, client, pool, scripts, Keys(settings.redis_prefix))
+        return cls(settings, client, pool, scripts, Keys(settings.redis_prefix), ledger_pool)
 
     def register_checks(self, health: Health) -> None:
         async def redis_ok() -> None:
@@ -70,5 +87,7 @@ class Stores:
         health.add("postgres", postgres_ok)
 
     async def close(self) -> None:
+        if self.ledger_pool is not None:
+            await self.ledger_pool.close()
         await self.pg.close()
         await self.redis.aclose()

@@ -180,7 +180,13 @@ async def _verify(database_url: str, load: Load, clients: list[Client]) -> None:
                 headers={"Authorization": f"Bearer {clients[0].token}"},
             )
             assert row is not None and resp.json()["skew"] == row[0]
-        # money is conserved
+        # money is conserved (once the flusher folded the house's share of every trade)
+        async def folded() -> bool:
+            c = await conn.execute("SELECT count(*) FROM ledger_pending")
+            row = await c.fetchone()
+            return bool(row and row[0] == 0)
+
+        await await_for(folded, 10, "the flusher to fold every trade")
         cur = await conn.execute("SELECT sum(available + locked), sum(granted) FROM wallets")
         total = await cur.fetchone()
         assert total is not None and total[0] == total[1]

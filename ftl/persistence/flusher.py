@@ -41,6 +41,7 @@ from ftl.trading.leaderboard import TieBreak
 log = logs.get(__name__)
 
 GROUP = "flusher"
+BUSY_WAIT_S = 0.01  # between passes while there is work (a pass batches what came meanwhile)
 
 FLUSH_SECONDS = Histogram("ftl_flush_batch_seconds", "Duration of one flush pass", ["part"])
 FLUSH_BATCH = Histogram(
@@ -147,7 +148,7 @@ class Flusher:
         entries = await self._read_mine() + await self._claim() + await self._read_new()
         if entries:
             await self._settle(list(dict(entries).items()), stats)
-        async with self.stores.pg.connection() as conn:
+        async with self.stores.ledger_pg.connection() as conn:
             stats.folded = await ledger.fold_pending(conn)
         FLUSH_SECONDS.labels("outbox").observe(time.perf_counter() - t0)
         FLUSH_BATCH.labels("outbox").observe(stats.trades)
@@ -170,7 +171,7 @@ class Flusher:
                 dead.append((eid, fields, str(exc)))
         done: list[str] = []
         if rows:
-            async with self.stores.pg.connection() as conn:
+            async with self.stores.ledger_pg.connection() as conn:
                 cur = await conn.execute(
                     "SELECT id FROM trades WHERE id = ANY(%s)", ([r["trade_id"] for r in rows.values()],)
                 )
@@ -335,14 +336,19 @@ class Flusher:
         try:
             failures = 0
             while not stop.is_set():
+                busy = False
                 try:
                     await ensure_hot_state(self.stores, rebuild_lock)
-                    await self.flush_once()
+                    stats = await self.flush_once()
+                    busy = bool(stats.trades or stats.folded or stats.dead)
                     failures = 0
                 except (RedisError, psycopg.Error, OSError) as exc:
                     failures += 1  # transient (a server down, a timeout): back off, then retry
                     log.warning("flush pass failed; retrying", error=repr(exc), failures=failures)
-                wait = interval_s if not failures else min(interval_s * 2**failures, 5.0)
+                # Under load the next pass follows at once (lag = one pass); idle, every interval.
+                wait = min(interval_s, BUSY_WAIT_S) if busy else interval_s
+                if failures:
+                    wait = min(interval_s * 2**failures, 5.0)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
         finally:

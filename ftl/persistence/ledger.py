@@ -85,88 +85,10 @@ def fence_lock_key(prefix: str) -> str:
     return f"ftl-epoch:{prefix}"
 
 
-_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtext(%s))"
-# Row locks in one fixed order (user id) before anything is written: two batches (two api
-# processes, or the api and the flusher) never deadlock, and a user's trades are serialised, so
-# the status below sees every earlier write of the same user.
-_LOCK_WALLETS = "SELECT 1 FROM wallets WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE"
-
-_BATCH_SQL = """
-WITH e AS (
-    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(
-        trade_id bigint, kind text, user_id bigint, position_id bigint, instrument_id bigint,
-        side text, qty bigint, price bigint, notional bigint, fee bigint, margin bigint,
-        realised_pnl bigint, payout bigint, leverage smallint, index_price bigint,
-        skew_after bigint, idempotency_key text, request_hash text, ts bigint, pos_qty bigint,
-        pos_entry_price bigint, pos_entry_notional bigint, pos_margin bigint,
-        pos_realised_pnl bigint, pos_status text, pos_opened_ts bigint, pos_closed_ts bigint,
-        w_available bigint, w_locked bigint, epoch bigint, prev_seq bigint)
-), s AS (
-    SELECT e.trade_id, CASE
-        WHEN t.id IS NOT NULL AND t.user_id = e.user_id AND t.position_id = e.position_id
-             AND t.kind = e.kind AND t.qty = e.qty THEN 'present'
-        WHEN t.id IS NOT NULL THEN 'collision'
-        WHEN k.id IS NOT NULL THEN 'conflict'
-        WHEN e.epoch IS DISTINCT FROM (SELECT epoch FROM redis_epochs WHERE prefix = %(prefix)s)
-             THEN 'fenced'
-        ELSE 'new' END AS status
-    FROM e LEFT JOIN trades t ON t.id = e.trade_id
-    LEFT JOIN trades k ON k.user_id = e.user_id AND k.idempotency_key = e.idempotency_key
-                      AND e.idempotency_key IS NOT NULL
-), n AS (
-    SELECT e.*, coalesce(lag(e.trade_id) OVER (PARTITION BY e.user_id ORDER BY e.trade_id),
-                         wl.seq) AS expect
-    FROM e JOIN s ON s.trade_id = e.trade_id AND s.status = 'new'
-    JOIN wallets wl ON wl.user_id = e.user_id
-), ok AS (
-    SELECT * FROM (
-        SELECT n.*, bool_and(n.prev_seq = n.expect)
-                        OVER (PARTITION BY n.user_id ORDER BY n.trade_id) AS chained
-        FROM n) c
-    WHERE chained
-), t AS (
-    INSERT INTO trades (id, user_id, position_id, instrument_id, kind, side, qty, price,
-                        notional, fee, margin, realised_pnl, payout, leverage, index_price,
-                        skew_after, idempotency_key, request_hash, created_at)
-    SELECT trade_id, user_id, position_id, instrument_id, kind, side, qty, price, notional, fee,
-           margin, realised_pnl, payout, leverage, index_price, skew_after, idempotency_key,
-           request_hash, to_timestamp(ts / 1000.0)
-    FROM ok ORDER BY trade_id
-    ON CONFLICT DO NOTHING
-    RETURNING id
-), w AS (
-    SELECT * FROM ok WHERE trade_id IN (SELECT id FROM t)
-), p AS (
-    INSERT INTO cfd_positions (id, user_id, instrument_id, side, qty, entry_price,
-                               entry_notional, margin, leverage, realised_pnl, status, seq,
-                               opened_at, closed_at)
-    SELECT DISTINCT ON (position_id) position_id, user_id, instrument_id, side, pos_qty,
-           pos_entry_price, pos_entry_notional, pos_margin, leverage, pos_realised_pnl,
-           pos_status, trade_id, to_timestamp(pos_opened_ts / 1000.0),
-           to_timestamp(pos_closed_ts / 1000.0)
-    FROM w ORDER BY position_id, trade_id DESC
-    ON CONFLICT (id) DO UPDATE SET
-        qty = EXCLUDED.qty, entry_price = EXCLUDED.entry_price,
-        entry_notional = EXCLUDED.entry_notional, margin = EXCLUDED.margin,
-        realised_pnl = EXCLUDED.realised_pnl, status = EXCLUDED.status, seq = EXCLUDED.seq,
-        closed_at = EXCLUDED.closed_at
-    WHERE cfd_positions.seq < EXCLUDED.seq
-    RETURNING 1
-), u AS (
-    UPDATE wallets SET available = l.w_available, locked = l.w_locked, seq = l.trade_id,
-                       updated_at = now()
-    FROM (SELECT DISTINCT ON (user_id) user_id, w_available, w_locked, trade_id
-          FROM w ORDER BY user_id, trade_id DESC) l
-    WHERE wallets.user_id = l.user_id AND wallets.seq < l.trade_id
-    RETURNING 1
-), q AS (
-    INSERT INTO ledger_pending (trade_id) SELECT id FROM t
-)
-SELECT s.trade_id, CASE WHEN s.status <> 'new' THEN s.status
-                        WHEN s.trade_id IN (SELECT id FROM t) THEN 'written'
-                        ELSE 'gap' END
-FROM s
-"""
+# The whole write is one statement: the function ftl_write_trades (sql/0003_ledger_v2.sql) takes
+# the fence lock shared, locks the batch's wallets in user order and runs the write, each step in
+# a fresh snapshot (a VOLATILE function). One round trip, one implicit transaction.
+_WRITE = "SELECT trade_id, status FROM ftl_write_trades(%s, %s::jsonb)"
 
 
 async def write_rows(
@@ -180,11 +102,7 @@ async def write_rows(
     if not rows:
         return {}
     rows = list({int(r["trade_id"]): r for r in rows}.values())  # the same trade twice: once
-    users = sorted({int(r["user_id"]) for r in rows})
-    async with conn.pipeline(), conn.transaction():
-        await conn.execute(_LOCK_SHARED, (fence_lock_key(prefix),))
-        await conn.execute(_LOCK_WALLETS, (users,))
-        cur = await conn.execute(_BATCH_SQL, {"prefix": prefix, "rows": json.dumps(list(rows))})
+    cur = await conn.execute(_WRITE, (prefix, json.dumps(rows)))
     return {int(tid): Outcome(status) for tid, status in await cur.fetchall()}
 
 
@@ -241,7 +159,8 @@ WITH d AS (
                AS d_short,
            sum(CASE WHEN t.kind = 'open' THEN t.fee ELSE t.margin - t.payout END) AS d_house,
            max(t.id) AS last_id
-    FROM d JOIN trades t ON t.id = d.trade_id GROUP BY t.instrument_id
+    FROM d JOIN LATERAL (SELECT * FROM trades WHERE trades.id = d.trade_id LIMIT 1) t ON true
+    GROUP BY t.instrument_id
 ), i AS (
     UPDATE instruments SET long_units = long_units + f.d_long,
                            short_units = short_units + f.d_short,
@@ -365,12 +284,16 @@ ENTRY_COLUMNS: Final = """
        coalesce((extract(epoch FROM p.closed_at) * 1000)::bigint::text, ''),
        w.available::text, w.locked::text, '0', t.user_id::text, t.idempotency_key,
        t.request_hash, '0', '0'"""
-ENTRY_JOINS: Final = "JOIN cfd_positions p ON p.id = t.position_id JOIN wallets w ON w.user_id = t.user_id"
+ENTRY_JOINS: Final = (
+    "JOIN LATERAL (SELECT * FROM cfd_positions WHERE cfd_positions.id = t.position_id LIMIT 1) p ON true "
+    "JOIN LATERAL (SELECT * FROM wallets WHERE wallets.user_id = t.user_id LIMIT 1) w ON true"
+)
 
 _RECORDED_SQL = f"""
 SELECT t.user_id, t.idempotency_key, {ENTRY_COLUMNS}
 FROM unnest(%s::bigint[], %s::text[]) AS k(user_id, key)
-JOIN trades t ON t.user_id = k.user_id AND t.idempotency_key = k.key
+JOIN LATERAL (SELECT * FROM trades WHERE trades.user_id = k.user_id
+              AND trades.idempotency_key = k.key LIMIT 1) t ON true
 {ENTRY_JOINS}
 """  # noqa: S608 (only constant SQL parts are interpolated)
 

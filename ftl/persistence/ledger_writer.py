@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from prometheus_client import Histogram
 from psycopg_pool import AsyncConnectionPool
 
 from ftl.persistence import ledger
@@ -18,6 +19,13 @@ from ftl.persistence.groupcommit import Batcher
 from ftl.persistence.ledger import Outcome
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
+
+BATCH = Histogram(
+    "ftl_ledger_batch_size",
+    "Trades (write) or keys (lookup) per group-committed PostgreSQL statement",
+    ["op"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 
 class LedgerWriter:
@@ -62,11 +70,13 @@ class LedgerWriter:
         return await self._lookups.submit((user_id, key))
 
     async def _write(self, rows: Sequence[Mapping[str, Any]]) -> list[Outcome | Exception]:
+        BATCH.labels("write").observe(len(rows))
         async with self.pool.connection(timeout=self.timeout_s) as conn:
             out = await ledger.write_each(conn, self.prefix, rows)
         return [out[int(r["trade_id"])] for r in rows]
 
     async def _lookup(self, keys: Sequence[tuple[int, str]]) -> list[dict[str, str] | None]:
+        BATCH.labels("lookup").observe(len(keys))
         async with self.pool.connection(timeout=self.timeout_s) as conn:
             found = await ledger.recorded(conn, list(dict.fromkeys(keys)))
         return [found.get(k) for k in keys]

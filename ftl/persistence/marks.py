@@ -37,7 +37,7 @@ from ftl.trading.scripts import TradingConfig, TradingScripts, now_ms
 
 log = logs.get(__name__)
 
-CHUNK = 2000
+CHUNK = 500  # positions or users a pipeline: the event loop (the flush loop) gets a turn between
 _POS_FIELDS = ("user", "instrument", "side", "qty", "entry_notional", "margin", "status")
 # Rejections after which the position is not worth keeping in the index.
 _GONE = {r.NOT_OPEN, r.NOT_FOUND, r.NOT_OWNER, r.WRONG_INSTRUMENT}

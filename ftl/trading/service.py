@@ -180,10 +180,11 @@ class TradeService:
         self.traders = traders or Traders(stores)  # the api's own, so a resync fixes its cache
         s = stores.settings
         self.ledger = LedgerWriter(
-            lambda: self.stores.pg,  # the pool of the moment (a test swaps it)
+            lambda: self.stores.ledger_pg,  # the pool of the moment (a test swaps it)
             stores.keys.prefix,
             max_size=s.ledger_batch_max,
             max_wait_s=s.ledger_batch_wait_ms / 1000,
+            concurrency=s.ledger_batches_in_flight,
             timeout_s=min(2.0, max(s.ledger_write_timeout_s, 0.1)),
         )
 

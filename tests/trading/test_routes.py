@@ -249,11 +249,12 @@ async def test_postgres_down_answers_503_and_trades_nothing(
         f"postgresql://postgres@127.0.0.1:{free_port()}/x", min_size=1, open=False, timeout=0.5
     )
     await dead.open(wait=False)
-    stores.pg = dead
+    good_ledger = stores.ledger_pool
+    stores.pg = stores.ledger_pool = dead
     try:
         r = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
     finally:
-        stores.pg = good
+        stores.pg, stores.ledger_pool = good, good_ledger
         await dead.close()
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "database_unavailable"
