@@ -220,3 +220,18 @@ async def test_cli_exit_codes(stores: Stores, redis_url: str) -> None:
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "RESULT: FAIL" in bad.stdout
+
+
+async def test_a_trade_without_its_position_is_reported(stores: Stores) -> None:
+    """The ledger's rows carry no foreign keys: the audit checks the references instead."""
+    await _world(stores)
+    async with stores.pg.connection() as conn:
+        await conn.execute(
+            "INSERT INTO trades (id, user_id, position_id, instrument_id, kind, side, qty, price, "
+            "notional, fee, margin, leverage, index_price, skew_after) "
+            "SELECT 1000000000, user_id, 1000000000, instrument_id, kind, side, qty, price, notional, fee, "
+            "margin, leverage, index_price, skew_after FROM trades ORDER BY id LIMIT 1"
+        )
+    report = await _audit(stores)
+    assert report.exit_code == 1
+    assert "trade 1000000000 has no position" in report.render()
