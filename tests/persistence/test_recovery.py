@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
+
+from ftl.persistence import recovery
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import Outcome, persist_trade
 from ftl.persistence.recovery import ensure_hot_state, hot_state_present, rebuild
 from ftl.stores import Stores
 from ftl.trading.results import OpenResult, Rejected
+from ftl.trading.scripts import TradingConfig, TradingScripts
 from tests.persistence.support import make_instrument, make_trader, trading
 
 
@@ -122,3 +129,52 @@ async def test_only_one_rebuilds(stores: Stores) -> None:
     report = await ensure_hot_state(stores, a)
     assert report is not None and await hot_state_present(stores)
     assert await ensure_hot_state(stores, a) is None  # present: nothing to do
+
+
+async def test_rebuild_keeps_each_index_timestamp(stores: Stores) -> None:
+    """Defect 8: the rebuild stamped every index 'now', which defeated the staleness check."""
+    iid = await make_instrument(stores)
+    old_ms = int(time.time() * 1000) - 600_000
+    async with stores.pg.connection() as conn:
+        await conn.execute(
+            "UPDATE instruments SET index_ts = to_timestamp(%s / 1000.0) WHERE id = %s", (old_ms, iid)
+        )
+    await _wipe(stores)
+    await rebuild(stores)
+    assert int(await stores.redis.hget(stores.keys.instrument(iid), "index_ts") or 0) == old_ms
+    # so a trade with a 60 s staleness limit is refused until a fresh index arrives
+    user = await make_trader(stores)
+    strict = TradingScripts(stores.scripts, stores.keys, TradingConfig(max_index_age_ms=60_000))
+    res = await strict.open(user_id=user, instrument_id=iid, side="long", qty=1, leverage=1,
+                            acceptable_price=10**6, idempotency_key="stale")  # fmt: skip
+    assert res == Rejected("stale_index")
+
+
+async def test_the_rebuild_lock_is_renewed_while_a_long_rebuild_runs(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 8: a rebuild longer than the lock's TTL let a second rebuilder in."""
+    await make_instrument(stores)
+    await _wipe(stores)
+    real = recovery.rebuild
+
+    async def slow(s: Stores) -> recovery.RebuildReport:
+        await asyncio.sleep(1.0)  # longer than three TTLs of the lock below
+        return await real(s)
+
+    monkeypatch.setattr(recovery, "rebuild", slow)
+    lock = LeaderLock(stores.scripts, stores.keys, "rebuild", ttl_ms=300)
+    other = LeaderLock(stores.scripts, stores.keys, "rebuild", ttl_ms=300)
+    task = asyncio.create_task(recovery.ensure_hot_state(stores, lock))
+    started = time.monotonic() + 2.0
+    while await stores.redis.get(lock.key) != lock.token.encode():  # the rebuild took the lock
+        assert time.monotonic() < started, "the rebuild never took its lock"
+        await asyncio.sleep(0.01)
+    stolen = False
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # the whole slow part: nobody else may take the lock
+        stolen = stolen or await other.acquire()
+        await asyncio.sleep(0.05)
+    report = await task
+    assert report is not None and not stolen
+    assert await hot_state_present(stores)
