@@ -1,8 +1,9 @@
 """Group commit: concurrent callers share one PostgreSQL transaction and one round trip.
 
-A batch closes when it holds ``max_size`` items or ``max_wait_s`` after its first item, and
-while ``concurrency`` batches are in flight the next one keeps filling (the classic group
-commit: the busier the database, the larger the batches). Each caller gets its own result.
+An item that finds no batch in flight goes at once (no added latency when idle). Otherwise a
+batch closes when it holds ``max_size`` items or ``max_wait_s`` after its first item, and while
+``concurrency`` batches are in flight the next one keeps filling (the classic group commit: the
+busier the database, the larger the batches). Each caller gets its own result.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class Batcher(Generic[T, R]):
     async def submit(self, item: T) -> R:
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._items.append((item, fut))
-        if len(self._items) >= self.max_size:
-            self._dispatch()
+        if len(self._items) >= self.max_size or self._running == 0:
+            self._dispatch()  # full, or nothing in flight to wait behind: no added latency
         elif self._timer is None and self._running < self.concurrency:
             self._timer = asyncio.get_running_loop().call_later(self.max_wait_s, self._dispatch)
         return await fut
