@@ -188,9 +188,11 @@ class TradeService:
             timeout_s=min(2.0, max(s.ledger_write_timeout_s, 0.1)),
         )
 
-    async def _first(self, user_id: int, key: str, request_hash: str) -> OpenResult | CloseResult | None:
-        """The recorded trade of this key (Redis may have forgotten it): same body, its reply;
-        another body, 409."""
+    async def _first(
+        self, user_id: int, key: str, wanted: Callable[[dict[str, str]], str]
+    ) -> OpenResult | CloseResult | None:
+        """The recorded trade of this key (Redis may have forgotten it): the same body (its hash
+        ``wanted(entry)``) gets its reply, another body 409."""
         try:
             entry = await self.ledger.recorded(user_id, key)
         except _TRANSIENT:
@@ -200,7 +202,7 @@ class TradeService:
             ) from None  # fmt: skip
         if entry is None:
             return None
-        if entry["request_hash"] != request_hash:
+        if entry["request_hash"] != wanted(entry):
             raise rejection(r.CONFLICT)
         return _as_result(entry)
 
@@ -254,7 +256,7 @@ class TradeService:
         idempotency_key: str,
     ) -> dict[str, Any]:
         wanted = idempotency.open_hash(trader.user_id, instrument_id, side, qty, leverage, acceptable_price)
-        first = await self._first(trader.user_id, idempotency_key, wanted)
+        first = await self._first(trader.user_id, idempotency_key, lambda _: wanted)
         if first is not None:
             return _reply(first)
         result = await self._run(
@@ -283,11 +285,18 @@ class TradeService:
         idempotency_key: str,
     ) -> dict[str, Any]:
         _, instrument_id = await self.scripts.position_instrument(position_id)
-        entry = await self._recorded_close(
-            trader, position_id, qty, acceptable_price, idempotency_key, instrument_id
-        )
-        if entry is not None:
-            return _reply(entry)
+
+        def wanted(entry: dict[str, str]) -> str:
+            # Redis may have forgotten the position (closed long ago): its instrument then comes
+            # from the recorded trade, when that trade was on this position.
+            iid = instrument_id or (
+                int(entry["instrument_id"]) if int(entry["position_id"]) == position_id else 0
+            )
+            return idempotency.close_hash(trader.user_id, position_id, iid, qty or 0, acceptable_price)
+
+        first = await self._first(trader.user_id, idempotency_key, wanted)
+        if first is not None:
+            return _reply(first)
         result = await self._run(
             trader,
             lambda t: self.scripts.close(
@@ -321,29 +330,6 @@ class TradeService:
             else:
                 log.info("district resync", user_id=trader.user_id, cached=trader.district_id)
                 trader = await self.traders.resync(trader.user_id)
-
-    async def _recorded_close(
-        self, trader: Trader, position_id: int, qty: int | None, acceptable_price: int, key: str,
-        instrument_id: int,
-    ) -> OpenResult | CloseResult | None:  # fmt: skip
-        try:
-            entry = await self.ledger.recorded(trader.user_id, key)
-        except _TRANSIENT:
-            raise ApiError(
-                503, "database_unavailable", "the trade ledger is unreachable; retry shortly",
-                headers={"Retry-After": "1"},
-            ) from None  # fmt: skip
-        if entry is None:
-            return None
-        # Redis may have forgotten the position (closed long ago): take its instrument from the
-        # recorded trade when that trade was on this position.
-        iid = instrument_id or (
-            int(entry["instrument_id"]) if int(entry["position_id"]) == position_id else 0
-        )
-        wanted = idempotency.close_hash(trader.user_id, position_id, iid, qty or 0, acceptable_price)
-        if entry["request_hash"] != wanted:
-            raise rejection(r.CONFLICT)
-        return _as_result(entry)
 
 
 def _reply(result: OpenResult | CloseResult) -> dict[str, Any]:
