@@ -180,6 +180,7 @@ async def _verify(database_url: str, load: Load, clients: list[Client]) -> None:
                 headers={"Authorization": f"Bearer {clients[0].token}"},
             )
             assert row is not None and resp.json()["skew"] == row[0]
+
         # money is conserved (once the flusher folded the house's share of every trade)
         async def folded() -> bool:
             c = await conn.execute("SELECT count(*) FROM ledger_pending")
