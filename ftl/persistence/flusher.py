@@ -114,6 +114,8 @@ class Flusher:
         self.max_tries = stores.settings.flusher_max_tries
         self._tries: dict[str, int] = {}  # outbox entry id -> failed writes so far
         self._slow_at = 0.0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._group_ready = False
         # Leaderboards, mark-to-market and liquidation sweep (ftl/persistence/marks.py).
         s = stores.settings
@@ -128,6 +130,7 @@ class Flusher:
                 tie_break=TieBreak(epoch_ms=s.leaderboard_epoch_ms, slot_ms=s.leaderboard_slot_ms),
             )
         )
+        self.marks.idle = self._idle
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -144,6 +147,13 @@ class Flusher:
     async def flush_once(self, force_all: bool = True) -> FlushStats:
         """One pass: own pending, claimed and new outbox entries; the fold; the dirty set (and
         the lag gauge) unless they ran less than SLOW_PART_S ago and not ``force_all``."""
+        self._idle.clear()  # the marks' long passes give way meanwhile
+        try:
+            return await self._flush_once(force_all)
+        finally:
+            self._idle.set()
+
+    async def _flush_once(self, force_all: bool) -> FlushStats:
         stats = FlushStats()
         if not self._group_ready:
             await self.ensure_group()

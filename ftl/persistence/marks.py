@@ -21,6 +21,8 @@ a short iff ``m > liq``: :func:`ftl.trading.amm.liquidation_price` floors the th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from ftl.trading.scripts import TradingConfig, TradingScripts, now_ms
 
 log = logs.get(__name__)
 
+MTM_DUTY = 4  # mark-to-market waits at least 4x its last pass's duration before the next
 CHUNK = 500  # positions or users a pipeline: the event loop (the flush loop) gets a turn between
 _POS_FIELDS = ("user", "instrument", "side", "qty", "entry_notional", "margin", "status")
 # Rejections after which the position is not worth keeping in the index.
@@ -138,8 +141,12 @@ class Marks:
         self.max_rounds = max_rounds
         self.clock = clock
         self._last_mtm: int | None = None
+        self._mtm_gap_ms = self.mtm_interval_ms  # the interval, stretched while a pass is long
         self._last_snapshot: int | None = None
         self._warned: set[tuple[int, str]] = set()
+        self.idle: asyncio.Event | None = None
+        """Set by the flusher: cleared while a flush pass runs. The long passes here
+        (mark-to-market) wait for it between chunks, so the ledger's lag does not pay for them."""
         p = stores.keys.prefix
         self.k_instruments = f"{p}liq:instruments"
         self.k_liq_marks = f"{p}liq:marks"
@@ -163,9 +170,11 @@ class Marks:
         price = amm.liquidation_price(p.side, p.qty, p.entry_notional, p.margin, self.config.mm_bps)
         return float("-inf") if price is None else float(price)
 
-    async def _read_positions(self, pids: Sequence[int]) -> dict[int, Pos | None]:
+    async def _read_positions(self, pids: Sequence[int], polite: bool = True) -> dict[int, Pos | None]:
         out: dict[int, Pos | None] = {}
         for part in _chunks(pids):
+            if polite:  # not from track(), which runs inside the flush pass
+                await self._give_way()
             pipe = self.redis.pipeline(transaction=False)
             for pid in part:
                 pipe.hmget(self.stores.keys.position(pid), *_POS_FIELDS)
@@ -201,7 +210,7 @@ class Marks:
                 refs[int(str(raw[0]))] = (int(str(raw[1])), int(str(raw[2])))
         if not refs:
             return 0
-        found = await self._read_positions(list(refs))
+        found = await self._read_positions(list(refs), polite=False)
         pipe = self.redis.pipeline(transaction=False)
         hot = await self._hot() is not None
         for position_id, (uid, iid) in refs.items():
@@ -386,6 +395,7 @@ class Marks:
         keys = self.stores.keys
         written = 0
         for part in _chunks(user_ids):
+            await self._give_way()
             pipe = self.redis.pipeline(transaction=False)
             for uid in part:
                 pipe.hmget(keys.wallet(uid), "available", "locked", "district")
@@ -424,6 +434,11 @@ class Marks:
             await pipe.execute()
         return written
 
+    async def _give_way(self, limit_s: float = 0.5) -> None:
+        if self.idle is not None and not self.idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), limit_s)
+
     # -- the flusher's periodic call ----------------------------------------------------------------
 
     async def tick(self, now: int | None = None) -> None:
@@ -433,9 +448,15 @@ class Marks:
         await self.ensure_index()
         await self.sweep()
         now = self.clock() if now is None else now
-        if self._last_mtm is None or now - self._last_mtm >= self.mtm_interval_ms:
+        if self._last_mtm is None or now - self._last_mtm >= self._mtm_gap_ms:
+            t0 = time.perf_counter()
             await self.mark_to_market(now)
             self._last_mtm = now
+            # It shares the flusher's event loop and CPU with the flush loop: under load (a pass
+            # over many open positions) it runs less often, at most ~1/MTM_DUTY of the time, so
+            # the ledger's lag does not pay for leaderboard freshness.
+            spent_ms = (time.perf_counter() - t0) * 1000
+            self._mtm_gap_ms = max(self.mtm_interval_ms, int(spent_ms * MTM_DUTY))
         if self.snapshot_interval_ms > 0:
             await self._maybe_snapshot(now)
 
