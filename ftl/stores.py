@@ -60,6 +60,9 @@ class Stores:
             open=False,
             timeout=5.0,
             kwargs={"autocommit": True},
+            # After a PostgreSQL restart a pooled connection is dead: checked on checkout, so a
+            # request gets a live one (the ledger's pool, on the hot path, retries instead).
+            check=AsyncConnectionPool.check_connection,
         )
         await pool.open(wait=True, timeout=15.0)
         ledger_pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(

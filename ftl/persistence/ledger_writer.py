@@ -77,8 +77,14 @@ class LedgerWriter:
 
     async def _lookup(self, keys: Sequence[tuple[int, str]]) -> list[dict[str, str] | None]:
         BATCH.labels("lookup").observe(len(keys))
-        async with self.pool.connection(timeout=self.timeout_s) as conn:
-            found = await ledger.recorded(conn, list(dict.fromkeys(keys)))
+        for attempt in range(2):  # a connection PostgreSQL's restart broke: once more, on a new one
+            try:
+                async with self.pool.connection(timeout=self.timeout_s) as conn:
+                    found = await ledger.recorded(conn, list(dict.fromkeys(keys)))
+                break
+            except psycopg.OperationalError:
+                if attempt:
+                    raise
         return [found.get(k) for k in keys]
 
     async def aclose(self) -> None:
