@@ -53,27 +53,10 @@ class Stores:
             health_check_interval=10,
             max_connections=512,
         )
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
-            database_url,
-            min_size=2,
-            max_size=20,
-            open=False,
-            timeout=5.0,
-            kwargs={"autocommit": True},
-            # After a PostgreSQL restart a pooled connection is dead: checked on checkout, so a
-            # request gets a live one (the ledger's pool, on the hot path, retries instead).
-            check=AsyncConnectionPool.check_connection,
-        )
-        await pool.open(wait=True, timeout=15.0)
-        ledger_pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=8,
-            open=False,
-            timeout=5.0,
-            kwargs={"autocommit": True, "options": "-c enable_seqscan=off"},
-        )
-        await ledger_pool.open(wait=True, timeout=15.0)
+        # After a PostgreSQL restart a pooled connection is dead: the main pool checks on
+        # checkout, so a request gets a live one (the ledger's pool, on the hot path, retries).
+        pool = await _pool(database_url, 2, 20, check=AsyncConnectionPool.check_connection)
+        ledger_pool = await _pool(database_url, 1, 8, options="-c enable_seqscan=off")
         scripts = Scripts(client)
         await scripts.load_all()
         return cls(settings, client, pool, scripts, Keys(settings.redis_prefix), ledger_pool)
@@ -94,3 +77,16 @@ class Stores:
             await self.ledger_pool.close()
         await self.pg.close()
         await self.redis.aclose()
+
+
+async def _pool(
+    url: str, min_size: int, max_size: int, *, options: str = "", check: Any = None
+) -> AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]:
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if options:
+        kwargs["options"] = options
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+        url, min_size=min_size, max_size=max_size, open=False, timeout=5.0, kwargs=kwargs, check=check
+    )
+    await pool.open(wait=True, timeout=15.0)
+    return pool
