@@ -266,6 +266,10 @@ async def test_redis_killed_under_load_loses_no_confirmed_trade() -> None:
             assert new and new[0].pid != redis.pid
             assert "hot state rebuilt" in ftl.log()
             assert not [s for s in load.statuses if s.startswith("500")], load.statuses
+            unclear = {s for s in load.statuses if s.startswith("503")} - {
+                "503:database_unavailable", "503:outcome_unknown", "503:recovering", "503:cache_unavailable",
+            }  # fmt: skip
+            assert not unclear, load.statuses
             urls = embedded_urls(data_dir)
             assert urls is not None
             await _verify(urls[1], load, clients)
@@ -500,10 +504,11 @@ async def test_postgres_restarted_under_load_loses_no_confirmed_trade() -> None:
             postmaster = next(p for p in _servers(ftl, "postgres") if p.ppid() == ftl.proc.pid)
             os.killpg(postmaster.pid, signal.SIGKILL)  # the server and every backend, at once
             before = len(load.confirmed)
+            # While it is down a trade gets a 503 that says what is known (database_unavailable:
+            # nothing traded; outcome_unknown: retry with the same key), or waits for it: the api
+            # retries a lost connection, and ftl restarts PostgreSQL within a second or two.
             await await_for(
-                lambda: _true(load.count("503:persist_pending", "503:database_unavailable") > 0),
-                15,
-                "503 while PostgreSQL is down",
+                lambda: _true("embedded server exited, restarting" in ftl.log()), 15, "PostgreSQL restarted"
             )
             await await_for(
                 lambda: _true(len(load.confirmed) >= before + 60), 40, "trading again after the restart"
