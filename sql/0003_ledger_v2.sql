@@ -38,6 +38,21 @@ UPDATE instruments i SET
                             WHERE p.instrument_id = i.id AND p.status = 'open' AND p.side = 'short'), 0);
 UPDATE instruments SET skew = long_units - short_units;
 
+-- The fence lock of a key prefix: hashtext('ftl-epoch:' || prefix), held shared by every write
+-- (ftl_write_trades), exclusively by the rebuild while it raises the epoch (ftl_new_epoch).
+CREATE FUNCTION ftl_new_epoch(p_prefix text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    e bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('ftl-epoch:' || p_prefix));
+    INSERT INTO redis_epochs (prefix, epoch) VALUES (p_prefix, 1)
+    ON CONFLICT (prefix) DO UPDATE SET epoch = redis_epochs.epoch + 1, started_at = now()
+    RETURNING epoch INTO e;
+    RETURN e;
+END
+$fn$;
+
 -- The ledger write (docs/ledger.md), one statement for the api (group commit) and the flusher:
 -- fence lock shared, the batch's wallets locked in user order, then the set-based write, each in
 -- a fresh snapshot (VOLATILE). p_rows: a JSON array of outbox entries (ledger.py params()).

@@ -29,6 +29,7 @@ from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.scripts import Scripts
 from ftl.stores import Stores
 from ftl.web.api import build_api
+from tests.helpers import with_database
 
 pytest_plugins = ["tests.owndb"]  # a database of a test's own: own_db, own_stores
 
@@ -89,18 +90,13 @@ def pg_server_url(data_root: Path) -> Iterator[str]:
         server.stop()
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="session")
 def database_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, migrated database of this test run; dropped at the end."""
     name = f"ftl_test_{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(pg_server_url, name)
+    url = with_database(pg_server_url, name)
     migrate_sync(url)
     try:
         yield url

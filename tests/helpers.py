@@ -101,3 +101,8 @@ def ftl_process(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database name replaced by ``name``."""
+    return f"{url.rpartition('/')[0]}/{name}"

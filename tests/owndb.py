@@ -15,10 +15,7 @@ import pytest
 from ftl.config import Settings
 from ftl.persistence.migrations import migrate_sync
 from ftl.stores import Stores
-
-
-def db_url(server: str, name: str) -> str:
-    return f"{server.rpartition('/')[0]}/{name}"
+from tests.helpers import with_database
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +24,7 @@ def template_db(pg_server_url: str) -> Iterator[str]:
     name = f"ftl_tmpl_{secrets.token_hex(4)}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    migrate_sync(db_url(pg_server_url, name))
+    migrate_sync(with_database(pg_server_url, name))
     try:
         yield name
     finally:
@@ -41,7 +38,7 @@ def own_db(pg_server_url: str, template_db: str) -> Iterator[str]:
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     try:
-        yield db_url(pg_server_url, name)
+        yield with_database(pg_server_url, name)
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

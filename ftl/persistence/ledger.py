@@ -80,11 +80,6 @@ def params(entry: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
-def fence_lock_key(prefix: str) -> str:
-    """The advisory lock (``hashtext`` of this) that every write holds shared, the rebuild alone."""
-    return f"ftl-epoch:{prefix}"
-
-
 # The whole write is one statement: the function ftl_write_trades (sql/0003_ledger_v2.sql) takes
 # the fence lock shared, locks the batch's wallets in user order and runs the write, each step in
 # a fresh snapshot (a VOLATILE function). One round trip, one implicit transaction.
@@ -226,12 +221,11 @@ SELECT (SELECT count(*) FROM i), (SELECT count(*) FROM h)
 
 
 async def repair_aggregates(conn: psycopg.AsyncConnection[Any]) -> tuple[int, int]:
-    """Fold everything pending, then recompute the aggregates from the rows they summarise.
+    """Recompute the aggregates from the rows they summarise (after :func:`fold_all`).
 
     Returns (instruments corrected, 1 if the house wallet was corrected): both 0 when folding
     had kept them exact, as it should.
     """
-    await fold_all(conn)
     async with conn.transaction():
         await conn.execute(FOLD_LOCK)
         cur = await conn.execute(_REPAIR_SQL)
@@ -244,19 +238,11 @@ async def repair_aggregates(conn: psycopg.AsyncConnection[Any]) -> tuple[int, in
 
 
 async def new_epoch(conn: psycopg.AsyncConnection[Any], prefix: str) -> int:
-    """Raise the epoch of ``prefix``: from its commit on, writes of older epochs are refused.
-
-    Waits for every write in flight (they hold the advisory lock shared); writes that start
-    later see the new epoch.
-    """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (fence_lock_key(prefix),))
-        cur = await conn.execute(
-            "INSERT INTO redis_epochs (prefix, epoch) VALUES (%s, 1) ON CONFLICT (prefix) DO UPDATE "
-            "SET epoch = redis_epochs.epoch + 1, started_at = now() RETURNING epoch",
-            (prefix,),
-        )
-        row = await cur.fetchone()
+    """Raise the epoch of ``prefix`` (``ftl_new_epoch``, sql/0003): from its commit on, writes of
+    older epochs are refused. It waits for every write in flight (they hold the fence lock
+    shared); writes that start later see the new epoch."""
+    cur = await conn.execute("SELECT ftl_new_epoch(%s)", (prefix,))
+    row = await cur.fetchone()
     assert row is not None
     return int(row[0])
 

@@ -193,13 +193,7 @@ class TradeService:
     ) -> OpenResult | CloseResult | None:
         """The recorded trade of this key (Redis may have forgotten it): the same body (its hash
         ``wanted(entry)``) gets its reply, another body 409."""
-        try:
-            entry = await self.ledger.recorded(user_id, key)
-        except _TRANSIENT:
-            raise ApiError(
-                503, "database_unavailable", "the trade ledger is unreachable; retry shortly",
-                headers={"Retry-After": "1"},
-            ) from None  # fmt: skip
+        entry = await self.ledger.recorded(user_id, key)  # unreachable: the edge's 503
         if entry is None:
             return None
         if entry["request_hash"] != wanted(entry):

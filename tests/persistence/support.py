@@ -58,3 +58,10 @@ async def start_counters(stores: Stores) -> None:
 
 def trading(stores: Stores) -> TradingScripts:
     return TradingScripts(stores.scripts, stores.keys, TradingConfig(fee_bps=10))
+
+
+async def wipe_redis(stores: Stores) -> None:
+    """Redis lost everything under this test's prefix (a crash without persistence)."""
+    found = [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}*", count=1000)]
+    if found:
+        await stores.redis.delete(*found)

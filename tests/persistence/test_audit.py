@@ -14,7 +14,7 @@ from ftl.persistence.ledger import persist_trade
 from ftl.persistence.recovery import rebuild
 from ftl.stores import Stores
 from ftl.trading.results import CloseResult, OpenResult
-from tests.persistence.support import make_instrument, make_trader, trading
+from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
 
 @pytest.fixture
@@ -76,8 +76,7 @@ async def test_consistent_state_passes(stores: Stores) -> None:
 
 async def test_passes_after_redis_loss_and_rebuild(stores: Stores) -> None:
     await _world(stores)
-    found = [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}*")]
-    await stores.redis.delete(*found)
+    await wipe_redis(stores)
     await rebuild(stores)
     report = await _audit(stores)
     assert report.exit_code == 0, report.render()

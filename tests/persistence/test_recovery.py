@@ -14,13 +14,7 @@ from ftl.persistence.recovery import ensure_hot_state, hot_state_present, rebuil
 from ftl.stores import Stores
 from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.scripts import TradingConfig, TradingScripts
-from tests.persistence.support import make_instrument, make_trader, trading
-
-
-async def _wipe(stores: Stores) -> None:
-    found = [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}*", count=1000)]
-    if found:
-        await stores.redis.delete(*found)
+from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
 
 async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
@@ -63,7 +57,7 @@ async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
     assert row is not None
     before_house = str(row[0]).encode()  # every trade of the (shared) database, folded
 
-    await _wipe(stores)  # Redis lost everything
+    await wipe_redis(stores)  # Redis lost everything
     assert not await hot_state_present(stores)
     refused = await t.open(
         user_id=user,
@@ -119,7 +113,7 @@ async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
 
 async def test_only_one_rebuilds(stores: Stores) -> None:
     await make_instrument(stores)
-    await _wipe(stores)
+    await wipe_redis(stores)
     a = LeaderLock(stores.scripts, stores.keys, "rebuild")
     b = LeaderLock(stores.scripts, stores.keys, "rebuild")
     assert await b.acquire()  # another flusher is rebuilding
@@ -139,7 +133,7 @@ async def test_rebuild_keeps_each_index_timestamp(stores: Stores) -> None:
         await conn.execute(
             "UPDATE instruments SET index_ts = to_timestamp(%s / 1000.0) WHERE id = %s", (old_ms, iid)
         )
-    await _wipe(stores)
+    await wipe_redis(stores)
     await rebuild(stores)
     assert int(await stores.redis.hget(stores.keys.instrument(iid), "index_ts") or 0) == old_ms
     # so a trade with a 60 s staleness limit is refused until a fresh index arrives
@@ -155,7 +149,7 @@ async def test_the_rebuild_lock_is_renewed_while_a_long_rebuild_runs(
 ) -> None:
     """Defect 8: a rebuild longer than the lock's TTL let a second rebuilder in."""
     await make_instrument(stores)
-    await _wipe(stores)
+    await wipe_redis(stores)
     real = recovery.rebuild
 
     async def slow(s: Stores) -> recovery.RebuildReport:

@@ -35,7 +35,7 @@ from ftl.persistence.recovery import ensure_hot_state
 from ftl.stores import Stores
 from ftl.trading.service import Trader, TradeService
 from ftl.web.errors import ApiError
-from tests.persistence.support import make_instrument, make_trader, trading
+from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
 STEPS = ("script_done", "write_sent", "write_committed", "reply")
 KINDS = ("redis_lost", "api_killed")
@@ -123,7 +123,7 @@ class World:
     async def fire(self, fault: Fault) -> None:
         self.log.append(f"fault {fault}")
         if fault.kind == "redis_lost":
-            await wipe(self.stores)
+            await wipe_redis(self.stores)
             await self.recover()
             return
         self.service = self._api()  # a new api process takes the next requests
@@ -157,14 +157,8 @@ class World:
         self.log.append(f"{req.key} {b['op']} -> {req.replies[-1]}")
 
 
-async def wipe(stores: Stores) -> None:
-    found = [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}*", count=1000)]
-    if found:
-        await stores.redis.delete(*found)
-
-
 async def reset(stores: Stores) -> None:
-    await wipe(stores)
+    await wipe_redis(stores)
     async with stores.pg.connection() as conn, conn.transaction():
         await conn.execute(
             "TRUNCATE ledger_pending, trades, cfd_positions, leaderboard_snapshots, price_ticks"

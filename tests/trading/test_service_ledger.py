@@ -19,19 +19,12 @@ from ftl.stores import Stores
 from ftl.trading.results import OpenResult
 from ftl.trading.service import Trader, TradeService
 from ftl.web.errors import ApiError
-from tests.persistence.support import make_instrument, make_trader, trading
+from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
 
 @pytest.fixture
 async def stores(own_stores: Stores) -> Stores:
     return own_stores
-
-
-async def _wipe(stores: Stores) -> None:
-    """Redis lost everything under this test's prefix (a crash without persistence)."""
-    found = [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}*", count=1000)]
-    if found:
-        await stores.redis.delete(*found)
 
 
 async def _one(stores: Stores, sql: str, *args: Any) -> Any:
@@ -118,7 +111,7 @@ async def test_a_trade_in_flight_during_a_redis_loss_is_fenced_and_not_confirmed
     lost = await trading(stores).open(user_id=user, instrument_id=iid, side="long", qty=7, leverage=1,
                                       acceptable_price=10**6, idempotency_key="lost")  # fmt: skip
     assert isinstance(lost, OpenResult)
-    await _wipe(stores)
+    await wipe_redis(stores)
     report = await rebuild(stores)
     assert report.epoch == int(lost.entry["epoch"]) + 1
     with pytest.raises(ApiError) as err:
@@ -145,7 +138,7 @@ async def test_a_user_trade_after_a_lost_one_is_not_recorded_either(stores: Stor
     assert isinstance(a, OpenResult) and isinstance(b, OpenResult)
     async with stores.pg.connection() as conn:
         assert await persist_trade(conn, b.entry, stores.keys.prefix) is Outcome.GAP
-    await _wipe(stores)
+    await wipe_redis(stores)
     await rebuild(stores)
     async with stores.pg.connection() as conn:
         assert await persist_trade(conn, a.entry, stores.keys.prefix) is Outcome.FENCED
@@ -198,7 +191,7 @@ async def test_audit_is_clean_after_redis_loss_right_after_a_burst(stores: Store
                                acceptable_price=10**6 if side == "long" else 1,
                                idempotency_key=f"r{round_}")  # fmt: skip
     assert await _one(stores, "SELECT count(*) FROM ledger_pending") == 15  # nothing folded yet
-    await _wipe(stores)
+    await wipe_redis(stores)
     report = await rebuild(stores)
     assert report.folded == 15 and report.repaired == (0, 0)
     skew = await _one(stores, "SELECT skew FROM instruments WHERE id = %s", iid)
@@ -218,7 +211,7 @@ async def test_rebuild_repairs_drifted_aggregates(stores: Stores) -> None:
     async with stores.pg.connection() as conn:
         await fold_all(conn)
         await conn.execute("UPDATE instruments SET skew = skew + 3, long_units = 1 WHERE id = %s", (iid,))
-    await _wipe(stores)
+    await wipe_redis(stores)
     report = await rebuild(stores)
     assert report.repaired == (1, 0)
     assert await _one(stores, "SELECT skew * 1000 + long_units FROM instruments WHERE id = %s", iid) == 6006
