@@ -130,13 +130,6 @@ async def persist_trade(conn: psycopg.AsyncConnection[Any], entry: Mapping[Any, 
     return (await write_rows(conn, prefix, [row]))[row["trade_id"]]
 
 
-async def persist_trades(
-    conn: psycopg.AsyncConnection[Any], entries: Sequence[Mapping[Any, Any]], prefix: str
-) -> dict[int, Outcome]:
-    """Write many trades with one set-based statement (same rules as :func:`persist_trade`)."""
-    return await write_rows(conn, prefix, [params(e) for e in entries])
-
-
 # ---------------------------------------------------------------------------------------------
 # Folding the aggregates (the flusher's job; the rebuild folds everything first)
 
