@@ -13,6 +13,7 @@ KEYS[9]  overall leaderboard        leaderboard:overall
 KEYS[10] district leaderboard       leaderboard:district:{d} (any key when ARGV[8] is '')
 KEYS[11] boot marker                boot: the epoch of this Redis incarnation (set by the rebuild; missing while Redis is
                                     rebuilt from PostgreSQL: reply 'recovering'). Every trade carries it.
+KEYS[12] the user's used keys       usedkeys:{userId} (as in position_open.lua)
 ARGV[1]  user id                    integer >= 1; must own the position
 ARGV[2]  position id                integer >= 1
 ARGV[3]  instrument id              must be the position's instrument
@@ -25,6 +26,9 @@ ARGV[9]  fee, bps                   0 .. 1000 (the instrument's field fee_bps ov
 ARGV[10] max index age, ms          0 = no staleness check
 ARGV[11] idempotency TTL, ms        86400000 (24 h)
 ARGV[12] price channel              price:{id}
+ARGV[13] key hash                   integer 0 .. 2^31-1 of ARGV[6] (as in position_open.lua)
+ARGV[14] ledger checked             '1': the api found no recorded trade of this key; else '0'
+ARGV[15] used keys TTL, ms          e.g. 604800000 (7 days)
 
 Replies (arrays of strings, numbers formatted with %d)
   {'ok', replay, 'mark', m, field, value, ...}  m is the mark after the trade; the field/value
@@ -32,8 +36,9 @@ Replies (arrays of strings, numbers formatted with %d)
      'close'; margin = the margin released, pos_qty = the units left, pos_status open|closed).
      replay '0' the first time; '1' when the same key and body come again (the first reply).
   {'rejected', code}  nothing changed. Codes: recovering bad_user bad_qty bad_price bad_args conflict
-     not_found not_owner not_open wrong_instrument unknown_instrument instrument_bounds halted
-     instrument_closed stale_index no_wallet district_mismatch slippage (never skew_cap)
+     key_used no_used_keys not_found not_owner not_open wrong_instrument unknown_instrument
+     instrument_bounds halted instrument_closed stale_index no_wallet district_mismatch slippage
+     (never skew_cap). key_used and no_used_keys as in position_open.lua.
 
 Money: closing k of q units trades signed size -k (long) or +k (short) at the AMM price of
 position_open.lua (fill_num: X = 2S x the exact cost); exit notional floor(X / 2S) for a sell,
@@ -111,7 +116,9 @@ local now = int_arg(ARGV[7], 0, MAX_ID)
 local fee_default = int_arg(ARGV[9], 0, 1000)
 local max_age = int_arg(ARGV[10], 0, MAX_ID)
 local ttl = int_arg(ARGV[11], 1, MAX_ID)
-if not (now and fee_default and max_age and ttl) then return rej('bad_args') end
+local key_hash = int_arg(ARGV[13], 0, 2147483647)
+local used_ttl = int_arg(ARGV[15], 1, MAX_ID)
+if not (now and fee_default and max_age and ttl and key_hash and used_ttl) then return rej('bad_args') end
 
 local request_hash = redis.sha1hex(table.concat(
   {'close', fmt(user), fmt(pid), fmt(iid), fmt(want), fmt(acceptable)}, '|'))
@@ -122,6 +129,12 @@ if idem[1] then
   first[2] = '1'
   return first
 end
+-- Durable idempotency (docs/ledger.md): a key with no record here may still be held by a recorded
+-- trade (its record expired, or Redis was lost since): the used-keys set says when PostgreSQL must
+-- be asked first ('key_used'; a hash collision only costs that question).
+local used = redis.call('SISMEMBER', KEYS[12], ARGV[13])
+if used == 1 and ARGV[14] ~= '1' then return rej('key_used') end
+if used == 0 and redis.call('EXISTS', KEYS[12]) == 0 then return rej('no_used_keys') end
 
 local p = redis.call('HMGET', KEYS[6], 'user', 'instrument', 'side', 'qty', 'entry_notional',
   'margin', 'leverage', 'status', 'realised_pnl', 'entry_price', 'opened_ts')
@@ -242,6 +255,8 @@ local entry = {'trade_id', s_trade, 'kind', 'close', 'user_id', s_user,
   'house_available', fmt(house_available), 'epoch', epoch, 'prev_seq', w[4] or '0'}
 redis.call('XADD', KEYS[7], '*', unpack(entry))
 
+redis.call('SADD', KEYS[12], ARGV[13])
+redis.call('PEXPIRE', KEYS[12], used_ttl)
 redis.call('SADD', KEYS[8], 'w:' .. s_user, 'w:0', 'p:' .. s_pos, 'i:' .. s_iid)
 redis.call('ZADD', KEYS[9], fmt(equity), s_user)
 if ARGV[8] ~= '' then redis.call('ZADD', KEYS[10], fmt(equity), s_user) end

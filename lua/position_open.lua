@@ -13,6 +13,9 @@ KEYS[9]  overall leaderboard        leaderboard:overall
 KEYS[10] district leaderboard       leaderboard:district:{d} (any key when ARGV[9] is '')
 KEYS[11] boot marker                boot: the epoch of this Redis incarnation (set by the rebuild; missing while Redis is
                                     rebuilt from PostgreSQL: reply 'recovering'). Every trade carries it.
+KEYS[12] the user's used keys       usedkeys:{userId}: a set holding the key hash (ARGV[14]) of every
+                                    idempotency key PostgreSQL may hold for this user, and -1 (loaded;
+                                    lua/used_keys_load.lua). TTL ARGV[16], renewed by every trade.
 ARGV[1]  user id                    integer >= 1
 ARGV[2]  instrument id              integer >= 1
 ARGV[3]  side                       long | short
@@ -26,14 +29,22 @@ ARGV[10] fee, bps                   0 .. 1000 (the instrument's field fee_bps ov
 ARGV[11] max index age, ms          0 = no staleness check
 ARGV[12] idempotency TTL, ms        86400000 (24 h)
 ARGV[13] price channel              price:{id}
+ARGV[14] key hash                   integer 0 .. 2^31-1 of ARGV[7] (ftl/trading/idempotency.py key_hash)
+ARGV[15] ledger checked             '1': the api found no recorded trade of this key in PostgreSQL
+                                    (skip the used-keys test); else '0'
+ARGV[16] used keys TTL, ms          e.g. 604800000 (7 days)
 
 Replies (arrays of strings, numbers formatted with %d)
   {'ok', replay, 'mark', m, field, value, ...}  m is the mark after the trade; the field/value
      pairs are the trade exactly as XADDed to the outbox (listed under Effects below).
      replay '0' the first time; '1' when the same key and body come again (the first reply).
-  {'rejected', code}  nothing changed. Codes: recovering bad_user bad_side bad_qty bad_leverage bad_price
-     bad_args conflict unknown_instrument instrument_bounds halted instrument_closed stale_index
-     no_wallet district_mismatch skew_cap slippage insufficient_funds
+  {'rejected', code}  nothing changed. Codes: recovering bad_user bad_side bad_qty bad_leverage
+     bad_price bad_args conflict key_used no_used_keys unknown_instrument instrument_bounds halted
+     instrument_closed stale_index no_wallet district_mismatch skew_cap slippage insufficient_funds
+  key_used: the key's hash is in the used-keys set (KEYS[12]) but Redis has no record of it: ask
+     PostgreSQL (the recorded trade's reply, or 409), and call again with ARGV[15] '1' if it has
+     none. no_used_keys: the set is missing (Redis was lost, or it expired): fill it
+     (lua/used_keys_load.lua) and call again.
 
 The position id is handed out here (HINCRBY), so its key KEYS[6]..id is the one key built in the
 script, as BullMQ does for job keys.
@@ -115,7 +126,9 @@ local now = int_arg(ARGV[8], 0, MAX_ID)
 local fee_default = int_arg(ARGV[10], 0, 1000)
 local max_age = int_arg(ARGV[11], 0, MAX_ID)
 local ttl = int_arg(ARGV[12], 1, MAX_ID)
-if not (now and fee_default and max_age and ttl) then return rej('bad_args') end
+local key_hash = int_arg(ARGV[14], 0, 2147483647)
+local used_ttl = int_arg(ARGV[16], 1, MAX_ID)
+if not (now and fee_default and max_age and ttl and key_hash and used_ttl) then return rej('bad_args') end
 
 local request_hash = redis.sha1hex(table.concat(
   {'open', fmt(user), fmt(iid), side, fmt(qty), fmt(lev), fmt(acceptable)}, '|'))
@@ -126,6 +139,12 @@ if idem[1] then
   first[2] = '1'
   return first
 end
+-- Durable idempotency (docs/ledger.md): a key with no record here may still be held by a recorded
+-- trade (its record expired, or Redis was lost since): the used-keys set says when PostgreSQL must
+-- be asked first ('key_used'; a hash collision only costs that question).
+local used = redis.call('SISMEMBER', KEYS[12], ARGV[14])
+if used == 1 and ARGV[15] ~= '1' then return rej('key_used') end
+if used == 0 and redis.call('EXISTS', KEYS[12]) == 0 then return rej('no_used_keys') end
 
 local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'cap', 'status',
   'long', 'short', 'pseq', 'fee_bps')
@@ -212,6 +231,8 @@ local entry = {'trade_id', s_trade, 'kind', 'open', 'user_id', s_user,
   'house_available', fmt(house_available), 'epoch', epoch, 'prev_seq', w[4] or '0'}
 redis.call('XADD', KEYS[7], '*', unpack(entry))
 
+redis.call('SADD', KEYS[12], ARGV[14])
+redis.call('PEXPIRE', KEYS[12], used_ttl)
 redis.call('SADD', KEYS[8], 'w:' .. s_user, 'w:0', 'p:' .. s_pos, 'i:' .. s_iid)
 redis.call('ZADD', KEYS[9], fmt(equity), s_user)
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[10], fmt(equity), s_user) end

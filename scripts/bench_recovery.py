@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +43,12 @@ import psycopg
 from ftl import config, logs
 from ftl.persistence.audit import audit
 from ftl.persistence.flusher import Flusher
+from ftl.persistence.ledger import used_keys
 from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.processes import free_port
 from ftl.persistence.recovery import rebuild
 from ftl.stores import Stores
-from ftl.trading.results import CloseResult, OpenResult
+from ftl.trading.results import NO_USED_KEYS, CloseResult, OpenResult, Rejected
 from ftl.trading.scripts import TradingScripts
 from scripts.benchsupport import UnsettledAge, bench_servers, pct, pg_settings
 
@@ -157,6 +160,7 @@ class Generator:
 
     def __init__(self, stores: Stores, users: int, instruments: int) -> None:
         self.t = TradingScripts(stores.scripts, stores.keys)
+        self.stores = stores
         self.users = users
         self.instruments = instruments
         self.rng = random.Random(11)
@@ -169,25 +173,33 @@ class Generator:
     async def one(self, i: int) -> None:
         if self.open and self.rng.random() < 0.4:
             user, pid, side = self.open.pop(self.rng.randrange(len(self.open)))
-            res: Any = await self.t.close(
-                user_id=user,
-                position_id=pid,
-                acceptable_price=1 if side == "long" else 10**9,
-                idempotency_key=f"bc{i}",
-                district_id=1 + user % 64,
+            res: Any = await self._keys_loaded(
+                user,
+                partial(
+                    self.t.close,
+                    user_id=user,
+                    position_id=pid,
+                    acceptable_price=1 if side == "long" else 10**9,
+                    idempotency_key=f"bc{i}",
+                    district_id=1 + user % 64,
+                ),
             )
         else:
             user = self.rng.randint(1, self.users)
             side = self.rng.choice(("long", "short"))
-            res = await self.t.open(
-                user_id=user,
-                instrument_id=self.rng.randint(1, self.instruments),
-                side=side,
-                qty=self.rng.randint(1, 5),
-                leverage=self.rng.randint(1, 5),
-                acceptable_price=10**9 if side == "long" else 1,
-                idempotency_key=f"bo{i}",
-                district_id=1 + user % 64,
+            res = await self._keys_loaded(
+                user,
+                partial(
+                    self.t.open,
+                    user_id=user,
+                    instrument_id=self.rng.randint(1, self.instruments),
+                    side=side,
+                    qty=self.rng.randint(1, 5),
+                    leverage=self.rng.randint(1, 5),
+                    acceptable_price=10**9 if side == "long" else 1,
+                    idempotency_key=f"bo{i}",
+                    district_id=1 + user % 64,
+                ),
             )
             if isinstance(res, OpenResult):
                 self.open.append((user, res.position_id, side))
@@ -195,6 +207,18 @@ class Generator:
             self.ok += 1
         else:
             self.rejected[res.code] = self.rejected.get(res.code, 0) + 1
+
+    async def _keys_loaded(self, user: int, call: Callable[[], Awaitable[Any]]) -> Any:
+        """The script call; on ``no_used_keys`` the user's set is loaded, as the api does."""
+        res = await call()
+        if isinstance(res, Rejected) and res.code == NO_USED_KEYS:
+            epoch = await self.t.epoch()
+            async with self.stores.pg.connection() as conn:
+                keys = (await used_keys(conn, [user]))[user]
+            if epoch is not None:
+                await self.t.load_used_keys(user, epoch, keys)
+            res = await call()
+        return res
 
     async def run(self, rate: float, seconds: float, in_flight: int = 128) -> float:
         """Open loop: trade i starts at i / rate (at most ``in_flight`` at once); the achieved rate."""

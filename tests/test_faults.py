@@ -390,6 +390,7 @@ async def test_flusher_killed_mid_batch_loses_and_doubles_nothing(redis_url: str
     from ftl.stores import Stores
     from ftl.trading.results import CloseResult, OpenResult
     from ftl.trading.scripts import TradingScripts
+    from tests.persistence.support import load_used_keys
 
     instruments = [21, 22, 23, 24]
     _seed_instruments(fresh_db, instruments)
@@ -408,6 +409,7 @@ async def test_flusher_killed_mid_batch_loses_and_doubles_nothing(redis_url: str
     stores = await Stores.open(settings, redis_url, fresh_db)
     try:
         await rebuild(stores)  # hot state from PostgreSQL, boot marker set
+        await load_used_keys(stores, *users)
         # A backlog only the flusher can write: trades straight through the Lua scripts.
         t = TradingScripts(stores.scripts, stores.keys)
         rng = random.Random(3)

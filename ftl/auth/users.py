@@ -9,7 +9,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ftl.auth.google import GoogleIdentity
-from ftl.persistence.hot import ensure_wallet, sync_district
+from ftl.persistence.hot import ensure_wallet, start_used_keys, sync_district
 from ftl.stores import Stores
 from ftl.web.errors import ApiError
 
@@ -48,8 +48,8 @@ async def google_user(stores: Stores, who: GoogleIdentity, district_id: int | No
         if row is None:
             raise ApiError(409, "email_in_use", "another account already uses this email address")
         user = User(*row)
-        await _fund(conn, stores, user.id)
-    await _hot_wallet(stores, user.id, district_id)
+        new = await _fund(conn, stores, user.id)
+    await _hot_wallet(stores, user.id, district_id, new)
     return user
 
 
@@ -68,20 +68,23 @@ async def dev_user(stores: Stores, email: str, name: str | None, district_id: in
         if row is None:
             raise ApiError(403, "forbidden_account", "this account cannot sign in")
         user = User(*row)
-        await _fund(conn, stores, user.id)
-    await _hot_wallet(stores, user.id, district_id)
+        new = await _fund(conn, stores, user.id)
+    await _hot_wallet(stores, user.id, district_id, new)
     return user
 
 
-async def _hot_wallet(stores: Stores, user_id: int, district_id: int | None) -> None:
+async def _hot_wallet(stores: Stores, user_id: int, district_id: int | None, new: bool) -> None:
     """After a login: the wallet is hot, with the district PostgreSQL has now.
 
     A login that names a district sets it if the user had none (COALESCE), but a wallet hash
     loaded by an earlier login keeps its ``district ''``: ``sync_district`` corrects it and the
     district leaderboard. A login without a district cannot change it, so it does not sync (a
     stale read there could undo a concurrent login's district; TradeService re-syncs on a
-    district_mismatch).
+    district_mismatch). A new user's used-keys set starts empty (his first trade asks
+    PostgreSQL nothing).
     """
+    if new:
+        await start_used_keys(stores, user_id)
     loaded = await ensure_wallet(stores, user_id)
     if district_id is not None and not loaded:
         await sync_district(stores, user_id)
@@ -100,14 +103,16 @@ async def _try(
         return None
 
 
-async def _fund(conn: psycopg.AsyncConnection[Any], stores: Stores, user_id: int) -> None:
-    """A new user's wallet: the start balance, granted once (a no-op for existing wallets)."""
+async def _fund(conn: psycopg.AsyncConnection[Any], stores: Stores, user_id: int) -> bool:
+    """A new user's wallet: the start balance, granted once (a no-op for existing wallets).
+    True if the wallet was created now."""
     balance = stores.settings.start_balance
-    await conn.execute(
+    cur = await conn.execute(
         "INSERT INTO wallets (user_id, available, granted) VALUES (%s, %s, %s) "
-        "ON CONFLICT (user_id) DO NOTHING",
+        "ON CONFLICT (user_id) DO NOTHING RETURNING 1",
         (user_id, balance, balance),
     )
+    return await cur.fetchone() is not None
 
 
 async def profile(stores: Stores, user_id: int) -> dict[str, Any] | None:

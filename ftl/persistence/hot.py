@@ -9,6 +9,9 @@ from ftl.stores import Stores
 
 log = logs.get(__name__)
 
+USED_KEYS_TTL_MS = 7 * 24 * 3600 * 1000
+"""How long a user's used-keys set lives after his last trade (then it is loaded again)."""
+
 
 async def ensure_wallet(stores: Stores, user_id: int) -> bool:
     """Put ``wallet:{user_id}`` into Redis from its PostgreSQL row; True if it was loaded now."""
@@ -60,3 +63,15 @@ async def sync_district(stores: Stores, user_id: int) -> int | None:
     if code == "moved":
         log.info("wallet district synced", user_id=user_id, district=district, was=old or None)
     return district
+
+
+async def start_used_keys(stores: Stores, user_id: int) -> None:
+    """A new user (his wallet row was created just now) holds no idempotency key in PostgreSQL:
+    his used-keys set starts empty (``used_keys_load.lua`` with no hashes), so his first trade
+    asks PostgreSQL nothing. Skipped while Redis is rebuilt (the first trade loads it)."""
+    keys = stores.keys
+    epoch = await stores.redis.get(keys.boot_marker)
+    if epoch is not None:
+        await stores.scripts.call(
+            "used_keys_load", [keys.used_keys(user_id), keys.boot_marker], [epoch, USED_KEYS_TTL_MS]
+        )

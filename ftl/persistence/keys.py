@@ -23,6 +23,10 @@ class Keys:
     def idempotency(self, user_id: int | str, key: str) -> str:
         return f"{self.prefix}idem:{user_id}:{key}"
 
+    def used_keys(self, user_id: int | str) -> str:
+        """The hashes of the idempotency keys PostgreSQL may hold for a user (lua/used_keys_load.lua)."""
+        return f"{self.prefix}usedkeys:{user_id}"
+
     def price_channel(self, instrument_id: int | str) -> str:
         return f"{self.prefix}price:{instrument_id}"
 

@@ -288,3 +288,21 @@ async def recorded(
     for row in await cur.fetchall():
         out[(int(row[0]), str(row[1]))] = dict(zip(ENTRY_FIELDS, row[2:], strict=True))
     return out
+
+
+_USED_KEYS_SQL = """
+SELECT t.user_id, t.idempotency_key
+FROM unnest(%s::bigint[]) AS u(user_id)
+JOIN trades t ON t.user_id = u.user_id AND t.idempotency_key IS NOT NULL
+"""
+
+
+async def used_keys(conn: psycopg.AsyncConnection[Any], user_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Every idempotency key PostgreSQL holds for these users (to fill their used-keys sets)."""
+    out: dict[int, list[str]] = {u: [] for u in user_ids}
+    if not user_ids:
+        return out
+    cur = await conn.execute(_USED_KEYS_SQL, (list(user_ids),))
+    for user_id, key in await cur.fetchall():
+        out[int(user_id)].append(str(key))
+    return out

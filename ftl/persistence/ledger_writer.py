@@ -7,17 +7,18 @@ does not know. Settings: ``FTL_LEDGER_BATCH_MAX``, ``FTL_LEDGER_BATCH_WAIT_MS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from prometheus_client import Histogram
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ftl.persistence import ledger
 from ftl.persistence.groupcommit import Batcher
 from ftl.persistence.ledger import Outcome
 
+_T = TypeVar("_T")
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
 
 BATCH = Histogram(
@@ -41,12 +42,16 @@ class LedgerWriter:
     ) -> None:
         self._pool = pool
         self.prefix = prefix
+        self.unreachable = False  # the last write failed to reach PostgreSQL
         self.timeout_s = timeout_s
         self._writes: Batcher[Mapping[str, Any], Outcome | Exception] = Batcher(
             self._write, max_size=max_size, max_wait_s=max_wait_s, concurrency=concurrency
         )
         self._lookups: Batcher[tuple[int, str], dict[str, str] | None] = Batcher(
             self._lookup, max_size=max_size, max_wait_s=max_wait_s, concurrency=concurrency
+        )
+        self._used: Batcher[int, list[str]] = Batcher(
+            self._used_keys, max_size=max_size, max_wait_s=max_wait_s, concurrency=concurrency
         )
 
     @property
@@ -69,24 +74,55 @@ class LedgerWriter:
         """The recorded trade of this idempotency key, as an outbox entry, or None."""
         return await self._lookups.submit((user_id, key))
 
+    async def used_keys(self, user_id: int) -> list[str]:
+        """Every idempotency key PostgreSQL holds for this user (batched with other users')."""
+        return await self._used.submit(user_id)
+
+    async def reachable(self) -> None:
+        """Raise the connection error when the last write could not reach PostgreSQL and it
+        still cannot be reached (a ``SELECT 1``): while the ledger is down, trades are refused
+        before their script runs (503 ``database_unavailable``, nothing traded) rather than run
+        in Redis with an outcome nobody can confirm."""
+        if not self.unreachable:
+            return
+        async with self.pool.connection(timeout=min(self.timeout_s, 0.5)) as conn:
+            await conn.execute("SELECT 1")
+        self.unreachable = False
+
     async def _write(self, rows: Sequence[Mapping[str, Any]]) -> list[Outcome | Exception]:
         BATCH.labels("write").observe(len(rows))
-        async with self.pool.connection(timeout=self.timeout_s) as conn:
-            out = await ledger.write_each(conn, self.prefix, rows)
+        try:
+            async with self.pool.connection(timeout=self.timeout_s) as conn:
+                out = await ledger.write_each(conn, self.prefix, rows)
+        except (psycopg.OperationalError, PoolTimeout, OSError):
+            self.unreachable = True
+            raise
+        self.unreachable = False
         return [out[int(r["trade_id"])] for r in rows]
 
     async def _lookup(self, keys: Sequence[tuple[int, str]]) -> list[dict[str, str] | None]:
         BATCH.labels("lookup").observe(len(keys))
-        for attempt in range(2):  # a connection PostgreSQL's restart broke: once more, on a new one
+        found = await self._retrying(lambda conn: ledger.recorded(conn, list(dict.fromkeys(keys))))
+        return [found.get(k) for k in keys]
+
+    async def _used_keys(self, user_ids: Sequence[int]) -> list[list[str]]:
+        BATCH.labels("used_keys").observe(len(user_ids))
+        found = await self._retrying(lambda conn: ledger.used_keys(conn, list(dict.fromkeys(user_ids))))
+        return [found[u] for u in user_ids]
+
+    async def _retrying(self, read: Callable[[psycopg.AsyncConnection[Any]], Awaitable[_T]]) -> _T:
+        """A read on a pooled connection; a connection PostgreSQL's restart broke: once more, on
+        a new one."""
+        for attempt in range(2):
             try:
                 async with self.pool.connection(timeout=self.timeout_s) as conn:
-                    found = await ledger.recorded(conn, list(dict.fromkeys(keys)))
-                break
+                    return await read(conn)
             except psycopg.OperationalError:
                 if attempt:
                     raise
-        return [found.get(k) for k in keys]
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         await self._writes.aclose()
         await self._lookups.aclose()
+        await self._used.aclose()

@@ -47,7 +47,7 @@ class PriceFeed:
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with contextlib.suppress(Exception):  # a broken connection may fail to close
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call, unused-ignore]
 
     def handle(self, message: dict[str, object]) -> None:
         kind = message.get("type")

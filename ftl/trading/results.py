@@ -32,6 +32,10 @@ NOT_OPEN: Final = "not_open"
 WRONG_INSTRUMENT: Final = "wrong_instrument"
 NOT_LIQUIDATABLE: Final = "not_liquidatable"
 RECOVERING: Final = "recovering"
+# Asks of the trade scripts to the api, never answered to a client (docs/ledger.md): the key may
+# be held by a recorded trade (look it up), the user's used-keys set is missing (load it).
+KEY_USED: Final = "key_used"
+NO_USED_KEYS: Final = "no_used_keys"
 
 CODES: Final = frozenset(
     {

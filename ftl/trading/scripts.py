@@ -7,9 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ftl.persistence.hot import USED_KEYS_TTL_MS
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import ArgT, KeyT, Scripts
 from ftl.trading.amm import Side
+from ftl.trading.idempotency import key_hash
 from ftl.trading.results import (
     NOT_FOUND,
     CloseResult,
@@ -40,6 +42,8 @@ class TradingConfig:
     mm_bps: int = 500
     """Maintenance margin in basis points of the position's value at mark."""
     idempotency_ttl_ms: int = IDEMPOTENCY_TTL_MS
+    used_keys_ttl_ms: int = USED_KEYS_TTL_MS
+    """How long a user's used-keys set lives after his last trade (then it is loaded again)."""
 
 
 def _district(district_id: int | None) -> str:
@@ -88,6 +92,7 @@ class TradingScripts:
             k.instrument(instrument_id), k.wallet(user_id), k.wallet(0),
             k.idempotency(user_id, idempotency_key), k.seq, k.position(position), k.outbox,
             k.dirty, k.leaderboard_overall, self._district_key(district_id), k.boot_marker,
+            k.used_keys(user_id),
         ]  # fmt: skip
 
     def _district_key(self, district_id: int | None) -> str:
@@ -106,10 +111,12 @@ class TradingScripts:
         acceptable_price: int,
         idempotency_key: str,
         district_id: int | None = None,
+        ledger_checked: bool = False,
         now: int | None = None,
         client: Any = None,
     ) -> OpenResult | Rejected:
-        """Open a position (``position_open.lua``)."""
+        """Open a position (``position_open.lua``). ``ledger_checked``: PostgreSQL holds no trade
+        of this key (asked after a ``key_used`` rejection)."""
         _check_key(idempotency_key)
         k = self.keys
         cfg = self.config
@@ -130,6 +137,9 @@ class TradingScripts:
                 cfg.max_index_age_ms,
                 cfg.idempotency_ttl_ms,
                 k.price_channel(instrument_id),
+                key_hash(idempotency_key),
+                "1" if ledger_checked else "0",
+                cfg.used_keys_ttl_ms,
             ],
             client,
         )
@@ -158,6 +168,7 @@ class TradingScripts:
         qty: int | None = None,
         instrument_id: int | None = None,
         district_id: int | None = None,
+        ledger_checked: bool = False,
         now: int | None = None,
         client: Any = None,
     ) -> CloseResult | Rejected:
@@ -188,6 +199,9 @@ class TradingScripts:
                 cfg.max_index_age_ms,
                 cfg.idempotency_ttl_ms,
                 k.price_channel(instrument_id),
+                key_hash(idempotency_key),
+                "1" if ledger_checked else "0",
+                cfg.used_keys_ttl_ms,
             ],
             client,
         )
@@ -258,6 +272,32 @@ class TradingScripts:
             now=now,
             client=client,
         )
+
+    async def load_used_keys(
+        self, user_id: int, epoch: str, keys: Sequence[str], client: Any = None
+    ) -> int | None:
+        """Fill the user's used-keys set with the hashes of ``keys`` (every idempotency key
+        PostgreSQL holds for him, read after the boot marker showed ``epoch``):
+        ``used_keys_load.lua``. Returns the set's size, or None when the marker is no longer
+        ``epoch`` (Redis is being rebuilt: nothing changed)."""
+        reply = await self._call(
+            "used_keys_load",
+            [self.keys.used_keys(user_id), self.keys.boot_marker],
+            [epoch, self.config.used_keys_ttl_ms, *sorted({key_hash(k) for k in keys})],
+            client,
+        )
+        status = _text(reply[0])
+        if status == "recovering":
+            return None
+        if status != "ok":
+            raise ValueError(f"used_keys_load: {status}")
+        return int(reply[1])
+
+    async def epoch(self, client: Any = None) -> str | None:
+        """The boot marker's value: this Redis incarnation's epoch (None while it is rebuilt)."""
+        target = client if client is not None else self.scripts.client
+        value = await target.get(self.keys.boot_marker)
+        return None if value is None else _text(value)
 
     async def update_index(
         self,

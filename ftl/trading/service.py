@@ -1,9 +1,11 @@
-"""The trade hot path: an idempotency look-up, one Lua call, one group-committed PostgreSQL write.
+"""The trade hot path: one Lua call, one group-committed PostgreSQL write.
 
 A 2xx means PostgreSQL has the trade (docs/ledger.md): the write is fenced by the epoch of the
 Redis that ran the script and chained after the user's previous trade. When the outcome cannot be
 known in time the answer is a 503 that says so; a retry with the same Idempotency-Key then
-returns the first trade if it was recorded, and never makes a second one.
+returns the first trade if it was recorded, and never makes a second one. PostgreSQL is asked
+about an idempotency key only when Redis has no record of it but the user's used-keys set says it
+may have been used (``key_used``), or when that set has to be loaded (``no_used_keys``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 import psycopg_pool
@@ -65,7 +67,7 @@ def rejection(code: str) -> ApiError:
         return ApiError(404, "not_found" if what == "position" else "unknown_instrument", f"no such {what}")
     if code in _STATE:
         return ApiError(409, code, _MESSAGES.get(code, code))
-    if code == r.RECOVERING:
+    if code in (r.RECOVERING, r.NO_USED_KEYS, r.KEY_USED):
         return ApiError(
             503,
             "recovering",
@@ -200,6 +202,17 @@ class TradeService:
             raise rejection(r.CONFLICT)
         return _as_result(entry)
 
+    async def _load_used_keys(self, user_id: int) -> None:
+        """Fill the user's used-keys set from PostgreSQL. The boot marker is read first: the
+        script refuses the load if it changed, so PostgreSQL was read after the rebuild's fence
+        of this Redis incarnation and no older write can be missing from it."""
+        epoch = await self.scripts.epoch()
+        if epoch is not None:
+            keys = await self.ledger.used_keys(user_id)  # unreachable: the edge's 503
+            if await self.scripts.load_used_keys(user_id, epoch, keys) is not None:
+                return
+        raise rejection(r.RECOVERING)
+
     async def _confirm(self, result: OpenResult | CloseResult) -> None:
         """Return once PostgreSQL has the trade; otherwise raise the 503 that says what is known."""
         if self.stores.settings.fault_after_lua and not result.replay:
@@ -250,12 +263,11 @@ class TradeService:
         idempotency_key: str,
     ) -> dict[str, Any]:
         wanted = idempotency.open_hash(trader.user_id, instrument_id, side, qty, leverage, acceptable_price)
-        first = await self._first(trader.user_id, idempotency_key, lambda _: wanted)
-        if first is not None:
-            return _reply(first)
-        result = await self._run(
+        result, recorded = await self._run(
             trader,
-            lambda t: self.scripts.open(
+            idempotency_key,
+            lambda _: wanted,
+            lambda t, checked: self.scripts.open(
                 user_id=t.user_id,
                 instrument_id=instrument_id,
                 side=side,  # type: ignore[arg-type]
@@ -264,9 +276,11 @@ class TradeService:
                 acceptable_price=acceptable_price,
                 idempotency_key=idempotency_key,
                 district_id=t.district_id,
+                ledger_checked=checked,
             ),
         )
-        await self._confirm(result)
+        if not recorded:
+            await self._confirm(result)
         return _reply(result)
 
     async def close(
@@ -288,12 +302,11 @@ class TradeService:
             )
             return idempotency.close_hash(trader.user_id, position_id, iid, qty or 0, acceptable_price)
 
-        first = await self._first(trader.user_id, idempotency_key, wanted)
-        if first is not None:
-            return _reply(first)
-        result = await self._run(
+        result, recorded = await self._run(
             trader,
-            lambda t: self.scripts.close(
+            idempotency_key,
+            wanted,
+            lambda t, checked: self.scripts.close(
                 user_id=t.user_id,
                 position_id=position_id,
                 qty=qty,
@@ -301,26 +314,47 @@ class TradeService:
                 idempotency_key=idempotency_key,
                 district_id=t.district_id,
                 instrument_id=instrument_id or 1,  # 1: the script answers not_found
+                ledger_checked=checked,
             ),
         )
-        await self._confirm(result)
+        if not recorded:
+            await self._confirm(result)
         return _reply(result)
 
-    async def _run(self, trader: Trader, call: Callable[[Trader], Awaitable[_Result | Rejected]]) -> _Result:
-        """One trade script call, repeated once per stale piece of hot state it reports (a
-        rejection changes no key): ``no_wallet``, load the wallet; ``district_mismatch``, take
-        PostgreSQL's district into the wallet, its board and the cache. Else the rejection."""
+    async def _run(
+        self,
+        trader: Trader,
+        key: str,
+        wanted: Callable[[dict[str, str]], str],
+        call: Callable[[Trader, bool], Awaitable[_Result | Rejected]],
+    ) -> tuple[_Result, bool]:
+        """One trade script call, repeated once per piece of hot state it reports missing or
+        stale (a rejection changes no key): ``key_used``, ask PostgreSQL for the key's trade
+        (found: its reply, with True: it is recorded already; else call again, checked);
+        ``no_used_keys``, load the user's used keys; ``no_wallet``, load the wallet;
+        ``district_mismatch``, take PostgreSQL's district into the wallet, its board and the
+        cache. Else the rejection."""
+        await self.ledger.reachable()  # down: the edge's 503 database_unavailable, nothing traded
         repaired: set[str] = set()
+        checked = False
         while True:
-            result = await call(trader)
+            result = await call(trader, checked)
             if not isinstance(result, Rejected):
-                return result
+                return result, False
             code = result.code
-            if code in repaired or code not in (r.NO_WALLET, r.DISTRICT_MISMATCH):
+            if code == r.KEY_USED and not checked:
+                first = await self._first(trader.user_id, key, wanted)
+                if first is not None:
+                    return cast(_Result, first), True
+                checked = True
+                continue
+            if code in repaired or code not in (r.NO_WALLET, r.DISTRICT_MISMATCH, r.NO_USED_KEYS):
                 raise rejection(code)
             repaired.add(code)
             if code == r.NO_WALLET:
                 await ensure_wallet(self.stores, trader.user_id)
+            elif code == r.NO_USED_KEYS:
+                await self._load_used_keys(trader.user_id)
             else:
                 log.info("district resync", user_id=trader.user_id, cached=trader.district_id)
                 trader = await self.traders.resync(trader.user_id)

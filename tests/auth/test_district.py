@@ -10,7 +10,7 @@ from ftl.stores import Stores
 from ftl.trading.results import OpenResult
 from tests.auth.fake_google import mint
 from tests.auth.support import bearer, dev_login, unique_email
-from tests.persistence.support import make_instrument, trading
+from tests.persistence.support import load_used_keys, make_instrument, trading
 
 
 async def _check_district_7(stores: Stores, user_id: int) -> None:
@@ -20,6 +20,7 @@ async def _check_district_7(stores: Stores, user_id: int) -> None:
     board = stores.keys.leaderboard_district(7)
     assert await stores.redis.zscore(board, str(user_id)) == start
     iid = await make_instrument(stores)
+    await load_used_keys(stores, user_id)
     opened = await trading(stores).open(
         user_id=user_id,
         instrument_id=iid,

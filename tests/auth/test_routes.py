@@ -31,6 +31,20 @@ async def test_dev_login_creates_a_user_with_a_wallet(api: httpx.AsyncClient, st
     }
 
 
+async def test_a_new_users_used_keys_start_empty_and_a_later_login_leaves_them(
+    api: httpx.AsyncClient, stores: Stores
+) -> None:
+    """A new user holds no idempotency key in PostgreSQL: his first trade need not ask it."""
+    await stores.redis.set(stores.keys.boot_marker, "1")  # a hot state
+    email = unique_email()
+    user_id = (await dev_login(api, email))["user"]["id"]
+    used = stores.keys.used_keys(user_id)
+    assert await stores.redis.smembers(used) == {b"-1"}
+    await stores.redis.delete(used)
+    await dev_login(api, email)  # he may have traded since: loaded on his next trade, not here
+    assert await stores.redis.exists(used) == 0
+
+
 async def test_me_reads_the_hot_wallet_then_falls_back_to_postgres(
     api: httpx.AsyncClient, stores: Stores
 ) -> None:

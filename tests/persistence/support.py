@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from ftl.persistence.hot import ensure_wallet
-from ftl.persistence.ledger import new_epoch
+from ftl.persistence.ledger import new_epoch, used_keys
 from ftl.stores import Stores
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from ftl.trading.seed import InstrumentSeed, seed
@@ -24,6 +24,7 @@ async def make_trader(stores: Stores, balance: int = 1_000_000, district: int | 
             (row[0], balance, balance),
         )
     await ensure_wallet(stores, row[0])
+    await stores.redis.sadd(stores.keys.used_keys(row[0]), -1)  # loaded: a new user has no keys
     return int(row[0])
 
 
@@ -54,6 +55,17 @@ async def start_counters(stores: Stores) -> None:
         row = await cur.fetchone()
     assert row is not None
     await stores.redis.hset(stores.keys.seq, mapping={"trade": row[0], "position": row[1]})
+
+
+async def load_used_keys(stores: Stores, *user_ids: int) -> None:
+    """What the api does on ``no_used_keys``: the users' keys from PostgreSQL into their sets
+    (for tests that call the trade scripts directly)."""
+    epoch = await stores.redis.get(stores.keys.boot_marker)
+    assert epoch is not None
+    async with stores.pg.connection() as conn:
+        found = await used_keys(conn, user_ids)
+    for user_id in user_ids:
+        assert await trading(stores).load_used_keys(user_id, epoch.decode(), found[user_id]) is not None
 
 
 def trading(stores: Stores) -> TradingScripts:

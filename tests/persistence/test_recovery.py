@@ -14,7 +14,7 @@ from ftl.persistence.recovery import ensure_hot_state, hot_state_present, rebuil
 from ftl.stores import Stores
 from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.scripts import TradingConfig, TradingScripts
-from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
+from tests.persistence.support import load_used_keys, make_instrument, make_trader, trading, wipe_redis
 
 
 async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
@@ -93,7 +93,12 @@ async def test_rebuild_restores_wallets_positions_skew_counters_and_idempotency(
     assert isinstance(again, OpenResult) and again.replay and again.trade_id == opened.trade_id
     async with stores.pg.connection() as conn:  # the hot path writes a replay again: a no-op
         assert await persist_trade(conn, again.entry, stores.keys.prefix) is Outcome.PRESENT
-    # new trades get new ids after PostgreSQL's, and positions survive for closing
+    # new trades get new ids after PostgreSQL's, and positions survive for closing; the user's
+    # used keys come back from PostgreSQL first
+    refused = await t.open(user_id=user, instrument_id=iid, side="long", qty=1, leverage=1,
+                           acceptable_price=10**6, idempotency_key="d", district_id=4)  # fmt: skip
+    assert refused == Rejected("no_used_keys")
+    await load_used_keys(stores, user)
     new = await t.open(
         user_id=user,
         instrument_id=iid,

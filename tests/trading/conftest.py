@@ -45,6 +45,7 @@ async def world(redis_client: aioredis.Redis, keys: Keys, scripts: Scripts, anyi
     # and drops their @pytest.mark.parametrize arguments.
     model = make_model()
     await seed(redis_client, keys, model)
+    await redis_client.sadd(keys.used_keys(3), -1)  # user 3: keys loaded, but no wallet
     config = TradingConfig(fee_bps=FEE_BPS, max_index_age_ms=MAX_AGE_MS, mm_bps=MM_BPS)
     trading = TradingScripts(scripts, keys, config, clock=lambda: NOW)
     return World(redis_client, keys, trading, model)

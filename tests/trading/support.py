@@ -28,6 +28,7 @@ async def put_wallet(client: aioredis.Redis, keys: Keys, user: int, w: Wallet) -
             "district": "" if w.district is None else str(w.district),
         },
     )  # fmt: skip
+    await client.sadd(keys.used_keys(user), -1)  # loaded: PostgreSQL holds none of his keys
 
 
 async def seed(client: aioredis.Redis, keys: Keys, model: Model) -> None:

@@ -80,6 +80,12 @@ class FaultyLedger:
     async def recorded(self, user_id: int, key: str) -> Any:
         return await self.real.recorded(user_id, key)
 
+    async def used_keys(self, user_id: int) -> Any:
+        return await self.real.used_keys(user_id)
+
+    async def reachable(self) -> None:
+        await self.real.reachable()
+
     async def write(self, row: Mapping[str, Any]) -> Outcome | Exception:
         w = self.world
         fault = w.armed

@@ -72,6 +72,7 @@ class TradingMachine(RuleBasedStateMachine):
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.trips = 0  # round trips so far: each gets fresh idempotency keys
         self.run(seed(self.client, self.keys, self.model))
+        self.run(self.client.sadd(self.keys.used_keys(4), -1))  # keys loaded, but no wallet
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)

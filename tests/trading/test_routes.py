@@ -237,13 +237,13 @@ async def test_concurrent_opens_over_http_never_overspend(
 async def test_postgres_down_answers_503_and_trades_nothing(
     api: httpx.AsyncClient, stores: Stores, auth_for: Headers
 ) -> None:
-    """The ledger is unreachable: the idempotency look-up fails first, so nothing trades (the
-    case where the write alone fails is in test_service_ledger.py: 503 outcome_unknown)."""
+    """The ledger becomes unreachable: the first trade runs in Redis and cannot be confirmed (503
+    outcome_unknown: the outbox keeps it for the flusher); from then on trades are refused
+    before their script runs (503 database_unavailable, nothing traded) until it answers."""
     user, iid = await make_trader(stores), await make_instrument(stores)
     warm = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(user))
     assert warm.status_code == 201  # the api process knows this trader already
     h = auth_for(user, "pg-down")
-    wallet = await stores.redis.hgetall(stores.keys.wallet(user))
     good = stores.pg
     dead: AsyncConnectionPool[Any] = AsyncConnectionPool(
         f"postgresql://postgres@127.0.0.1:{free_port()}/x", min_size=1, open=False, timeout=0.5
@@ -252,10 +252,13 @@ async def test_postgres_down_answers_503_and_trades_nothing(
     good_ledger = stores.ledger_pool
     stores.pg = stores.ledger_pool = dead
     try:
-        r = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
+        first = await api.post("/api/positions/open", json=_open_body(iid), headers=h)
+        wallet = await stores.redis.hgetall(stores.keys.wallet(user))
+        r = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(user, "k2"))
     finally:
         stores.pg, stores.ledger_pool = good, good_ledger
         await dead.close()
+    assert first.status_code == 503 and first.json()["error"]["code"] == "outcome_unknown", first.text
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "database_unavailable"
     assert await stores.redis.hgetall(stores.keys.wallet(user)) == wallet  # nothing traded

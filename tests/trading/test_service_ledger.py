@@ -16,7 +16,7 @@ from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.persistence.recovery import rebuild
 from ftl.stores import Stores
-from ftl.trading.results import OpenResult
+from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.service import Trader, TradeService
 from ftl.web.errors import ApiError
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
@@ -95,8 +95,12 @@ async def test_a_write_that_wrote_nothing_for_another_trade_is_never_2xx(stores:
     async with stores.pg.connection() as conn:
         assert await persist_trade(conn, a.entry, stores.keys.prefix) is Outcome.WRITTEN
     await stores.redis.delete(stores.keys.idempotency(user, "same"))
-    b = await trading(stores).open(user_id=user, instrument_id=iid, side="long", qty=1, leverage=1,
-                                   acceptable_price=10**6, idempotency_key="same")  # fmt: skip
+    order: dict[str, Any] = dict(user_id=user, instrument_id=iid, side="long", qty=1, leverage=1,
+                                 acceptable_price=10**6, idempotency_key="same")  # fmt: skip
+    # Redis forgot the record; its used-keys set did not: PostgreSQL must be asked first
+    assert await trading(stores).open(**order) == Rejected("key_used")
+    # an api that wrongly found nothing there (checked) trades: the ledger still refuses the write
+    b = await trading(stores).open(**order, ledger_checked=True)
     assert isinstance(b, OpenResult) and b.trade_id != a.trade_id
     async with stores.pg.connection() as conn:
         assert await persist_trade(conn, b.entry, stores.keys.prefix) is Outcome.CONFLICT
