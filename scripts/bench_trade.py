@@ -51,6 +51,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from ftl import config, logs
+from ftl.persistence.hot import start_used_keys
 from ftl.persistence.processes import free_port
 from ftl.persistence.recovery import rebuild
 from ftl.stores import Stores
@@ -205,6 +206,8 @@ async def _prepare(servers: BenchServers, users: int, instruments: int) -> tuple
                 (ids,),
             )
         await rebuild(stores)  # hot state as the flusher builds it at start
+        for user_id in ids:  # what a new user's first login does: no key of his in PostgreSQL
+            await start_used_keys(stores, user_id)
         return mint_tokens(ids), [s.id for s in seeds]
     finally:
         await stores.close()

@@ -1,8 +1,9 @@
 """Deterministic fault schedules of the trade path (in the spirit of TigerBeetle's simulator).
 
 Each seed drives a short session of trades through the real trade service, Redis and
-PostgreSQL, and injects faults at one of the steps of a trade: its Lua script done, its write
-sent (in flight, not committed), its write committed, its reply given. A fault is Redis lost
+PostgreSQL, and injects faults at one of the steps of a trade: its user's used keys read from
+PostgreSQL (not yet loaded into Redis), its Lua script done, its write sent (in flight, not
+committed), its write committed, its reply given. A fault is Redis lost
 (every key of the prefix gone, then rebuilt from PostgreSQL as the flusher does) or the api
 process killed (the request gets no reply; a new process serves the next ones). Clients retry
 what got no definitive answer with the same Idempotency-Key; the flusher runs at seeded
@@ -37,7 +38,9 @@ from ftl.trading.service import Trader, TradeService
 from ftl.web.errors import ApiError
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
-STEPS = ("script_done", "write_sent", "write_committed", "reply")
+# keys_read: the api read a user's used keys from PostgreSQL and has not loaded them into Redis
+# yet (only on a user's first trade after a Redis loss: an armed fault that finds no load passes).
+STEPS = ("keys_read", "script_done", "write_sent", "write_committed", "reply")
 KINDS = ("redis_lost", "api_killed")
 SCHEDULES = int(os.environ.get("FTL_FAULT_SCHEDULES", "200"))
 ONE_SEED = os.environ.get("FTL_FAULT_SEED")
@@ -81,7 +84,12 @@ class FaultyLedger:
         return await self.real.recorded(user_id, key)
 
     async def used_keys(self, user_id: int) -> Any:
-        return await self.real.used_keys(user_id)
+        keys = await self.real.used_keys(user_id)
+        fault = self.world.armed
+        if fault is not None and fault.step == "keys_read":
+            self.world.armed = None
+            await self.world.fire(fault)  # Redis lost and rebuilt: the load must be refused
+        return keys
 
     async def reachable(self) -> None:
         await self.real.reachable()
@@ -89,7 +97,7 @@ class FaultyLedger:
     async def write(self, row: Mapping[str, Any]) -> Outcome | Exception:
         w = self.world
         fault = w.armed
-        if fault is None or fault.step == "reply":
+        if fault is None or fault.step in ("reply", "keys_read"):
             return await self.real.write(row)
         w.armed = None
         if fault.step == "script_done":
@@ -196,12 +204,15 @@ async def run_schedule(stores: Stores, seed: int) -> list[str]:
     await reset(stores)
     users = [await make_trader(stores, balance=200_000) for _ in range(3)]
     instruments = [await make_instrument(stores, index=rng.choice((100, 1000, 5000))) for _ in range(2)]
+    if rng.random() < 0.5:  # users known before this Redis incarnation: their first trades load them
+        await stores.redis.delete(*(stores.keys.used_keys(u) for u in users))
     w = World(stores, rng)
     requests = plan(rng, users, instruments, rng.randint(4, 8))
     faults = {rng.randrange(len(requests)): Fault(0, rng.choice(STEPS), rng.choice(KINDS))}
     if rng.random() < 0.4:
         faults.setdefault(rng.randrange(len(requests)), Fault(0, rng.choice(STEPS), rng.choice(KINDS)))
     done: list[Request] = []
+    waiting: Fault | None = None  # a keys_read fault that found no load yet stays armed
     for i, req in enumerate(requests):
         # Sometimes the user closes one of his positions instead (as he knows them).
         mine = [r for r in done if r.user == req.user and r.body.get("opened") and not r.body.get("closed")]
@@ -211,11 +222,12 @@ async def run_schedule(stores: Stores, seed: int) -> list[str]:
             part = rng.choice((None, 1))
             req.body = {"op": "close", "position": target.body["opened"], "qty": part,
                         "acceptable": 1 if target.body["side"] == "long" else 10**6}  # fmt: skip
-        fault = faults.get(i)
+        fault = faults.get(i) or waiting
         if fault is not None:
             fault.op = i
         w.armed = fault
         await w.send(req)
+        waiting = w.armed if w.armed is not None and w.armed.step == "keys_read" else None
         if fault is not None and fault.step == "reply" and w.armed is fault:
             w.armed = None
             with contextlib.suppress(ApiKilled):
@@ -299,6 +311,7 @@ async def stores(own_stores: Stores) -> Stores:
 
 async def test_fault_schedules_keep_every_confirmed_trade_once(stores: Stores) -> None:
     counts = {kind: 0 for kind in KINDS}
+    steps = dict.fromkeys(STEPS, 0)
     for seed in _seeds():
         try:
             log = await run_schedule(stores, seed)
@@ -309,4 +322,9 @@ async def test_fault_schedules_keep_every_confirmed_trade_once(stores: Stores) -
         for line in log:
             for kind in KINDS:
                 counts[kind] += kind in line and line.startswith("fault")
+            for step in STEPS:
+                steps[step] += f"'{step}'" in line and line.startswith("fault")
     assert all(counts.values()), counts  # both kinds of fault were exercised
+    if len(_seeds()) >= 100:
+        assert all(steps.values()), steps  # and a fault at every step
+    print(f"faults fired: {counts} {steps}")
