@@ -24,23 +24,9 @@ depth (closes are never capped): instrument_bounds only for a broken hash (depth
 skew not an integer with |skew| <= 10^15, or, for a status-only change, a stored index not
 1 .. 100000), so the index of such a market still moves.
 ]]
-local function int_arg(v, lo, hi)
-  local n = tonumber(v)
-  if n == nil or not (n >= lo and n <= hi) or n ~= math.floor(n) then return nil end
-  return n
-end
-local function fmt(x) return string.format('%d', x) end
-local function rej(code) return {'rejected', code} end
-local MAX_ID = 9007199254740991
-local MAX_SKEW = 1000000000000000  -- 10^15: |skew| beyond it is a broken hash
-local function clamp(x, lo, hi)
-  if x < lo then return lo elseif x > hi then return hi end
-  return x
-end
-local function mark_at(index, skew, depth)  -- as position_open.lua and ftl/trading/amm.py: mark
-  local lo = -math.floor(-depth / index) - depth
-  return math.floor(index * (depth + clamp(skew, lo, depth)) / depth)
-end
+--- @include "base"
+--- @include "amm"
+--- @include "price"
 
 local iid = int_arg(ARGV[1], 1, MAX_ID)
 if not iid then return rej('bad_args') end
@@ -80,7 +66,6 @@ redis.call('HSET', KEYS[1], 'index', fmt(index), 'index_ts', fmt(index_ts), 'sta
   'pseq', fmt(pseq))
 redis.call('SADD', KEYS[2], 'i:' .. fmt(iid))
 local mark = mark_at(index, skew, depth)
-redis.call('PUBLISH', ARGV[5], cmsgpack.pack({type = 'PRICE_UPDATE', id = iid, price = mark,
-  index = index, skew = skew, seq = pseq, ts = index_ts}))
+publish_price(ARGV[5], iid, mark, index, skew, pseq, index_ts)
 return {'ok', 'instrument_id', fmt(iid), 'index', fmt(index), 'index_ts', fmt(index_ts),
   'status', status, 'skew', fmt(skew), 'mark', fmt(mark), 'pseq', fmt(pseq)}

@@ -76,37 +76,11 @@ this trade: the user's previous trade, which PostgreSQL must have first); SADD d
 equity on the leaderboards; PUBLISH ARGV[13] cmsgpack {type='PRICE_UPDATE', id, price=mark,
 index, skew, seq=pseq, ts=now}.
 ]]
-local function int_arg(v, lo, hi)
-  local n = tonumber(v)
-  if n == nil or not (n >= lo and n <= hi) or n ~= math.floor(n) then return nil end
-  return n
-end
-local function fmt(x) return string.format('%d', x) end
-local function floor_div(a, b) return math.floor(a / b) end
-local function ceil_div(a, b) return -math.floor(-a / b) end
-local function rej(code) return {'rejected', code} end
-local MAX_ID = 9007199254740991
-local function clamp(x, lo, hi)
-  if x < lo then return lo elseif x > hi then return hi end
-  return x
-end
--- The mark curve I (S + x) / S is read at the skew x clamped into [lo, S], lo = -S + ceil(S/I)
--- the lowest skew whose mark is >= 1 cent (ftl/trading/amm.py: low_skew, mark, fill_num).
-local function low_skew(index, depth) return ceil_div(depth, index) - depth end
-local function mark_at(index, skew, depth)
-  return floor_div(index * (depth + clamp(skew, low_skew(index, depth), depth)), depth)
-end
--- 2S x the exact cost of q units from skew s: 2S x the integral of the clamped mark over the path
--- (= |q| I (2S + 2s + q) when the path stays within [lo, S]); each unit adds 2S .. 4IS.
-local function fill_num(index, skew, depth, q)
-  local lo = low_skew(index, depth)
-  local a, b = skew, skew + q
-  if q < 0 then a, b = b, a end
-  local ca, cb = clamp(a, lo, depth), clamp(b, lo, depth)
-  local below = math.min(b, lo) - math.min(a, lo)
-  local above = math.max(b, depth) - math.max(a, depth)
-  return index * (2 * (depth + lo) * below + (cb - ca) * (2 * depth + ca + cb) + 4 * depth * above)
-end
+--- @include "base"
+--- @include "amm"
+--- @include "price"
+--- @include "idempotency"
+--- @include "trade"
 
 local epoch = redis.call('GET', KEYS[11])  -- this Redis incarnation (fences its writes)
 if not epoch then return rej('recovering') end
@@ -132,53 +106,25 @@ if not (now and fee_default and max_age and ttl and key_hash and used_ttl) then 
 
 local request_hash = redis.sha1hex(table.concat(
   {'open', fmt(user), fmt(iid), side, fmt(qty), fmt(lev), fmt(acceptable)}, '|'))
-local idem = redis.call('HMGET', KEYS[4], 'hash', 'reply')
-if idem[1] then
-  if idem[1] ~= request_hash then return rej('conflict') end
-  local first = cmsgpack.unpack(idem[2])
-  first[2] = '1'
-  return first
-end
--- Durable idempotency (docs/ledger.md): a key with no record here may still be held by a recorded
--- trade (its record expired, or Redis was lost since): the used-keys set says when PostgreSQL must
--- be asked first ('key_used'; a hash collision only costs that question).
-local used = redis.call('SISMEMBER', KEYS[12], ARGV[14])
-if used == 1 and ARGV[15] ~= '1' then return rej('key_used') end
-if used == 0 and redis.call('EXISTS', KEYS[12]) == 0 then return rej('no_used_keys') end
+local first = first_reply(KEYS[4], request_hash)
+if first then return first end
+local unknown = used_key_check(KEYS[12], ARGV[14], ARGV[15])
+if unknown then return rej(unknown) end
 
-local ins = redis.call('HMGET', KEYS[1], 'index', 'index_ts', 'skew', 'depth', 'cap', 'status',
-  'long', 'short', 'pseq', 'fee_bps')
-if not ins[1] then return rej('unknown_instrument') end
-local index, index_ts = tonumber(ins[1]), tonumber(ins[2] or '0')
-local skew, depth, cap = tonumber(ins[3] or '0'), tonumber(ins[4] or ''), tonumber(ins[5] or '')
-local long_units, short_units = tonumber(ins[7] or '0'), tonumber(ins[8] or '0')
-local pseq = tonumber(ins[9] or '0')
-local fee_bps = fee_default
-if ins[10] and ins[10] ~= '' then fee_bps = int_arg(ins[10], 0, 1000) end
-if not (index and index >= 1 and index <= 100000 and depth and depth >= 1 and depth <= 100000
-    and cap and cap >= 0 and cap < depth and skew and math.abs(skew) < depth and index_ts
-    and long_units and short_units and pseq and fee_bps) then
-  return rej('instrument_bounds')
-end
-local status = ins[6] or 'open'
-if status == 'halted' then return rej('halted') end
-if status ~= 'open' then return rej('instrument_closed') end
-if max_age > 0 and now - index_ts > max_age then return rej('stale_index') end
-
-local w = redis.call('HMGET', KEYS[2], 'available', 'locked', 'district', 'seq')
-if not w[1] then return rej('no_wallet') end
-local available, locked = tonumber(w[1]), tonumber(w[2] or '0')
-if (w[3] or '') ~= ARGV[9] then return rej('district_mismatch') end
+local m, why = read_market(KEYS[1], fee_default, now, max_age, true)
+if not m then return rej(why) end
+local w, why_w = read_wallet(KEYS[2], ARGV[9])
+if not w then return rej(why_w) end
 
 local q = qty
 if side == 'short' then q = -qty end
-local new_skew = skew + q
-if math.abs(new_skew) > cap then return rej('skew_cap') end
+local new_skew = m.skew + q
+if math.abs(new_skew) > m.cap then return rej('skew_cap') end
 
-local two_s = 2 * depth
-local num = fill_num(index, skew, depth, q)               -- N * 2S, exact
+local two_s = 2 * m.depth
+local num = fill_num(m.index, m.skew, m.depth, q)         -- N * 2S, exact
 local per = two_s * qty                                   -- X / per = F
-local limit = math.min(acceptable, 2 * index + 1) * per
+local limit = math.min(acceptable, 2 * m.index + 1) * per
 if (q > 0 and num > limit) or (q < 0 and num < limit) then
   return rej('slippage')
 end
@@ -191,56 +137,32 @@ else
   price = floor_div(num, per)
 end
 if price < 1 then price = 1 end
-local fee = ceil_div(notional * fee_bps, 10000)
+local fee = ceil_div(notional * m.fee_bps, 10000)
 local margin = ceil_div(notional, lev)
-if available < margin + fee then return rej('insufficient_funds') end
+if w.available < margin + fee then return rej('insufficient_funds') end
 
 -- Accepted: from here on every key changes.
 local trade_id = redis.call('HINCRBY', KEYS[5], 'trade', 1)
 local pos_id = redis.call('HINCRBY', KEYS[5], 'position', 1)
 local s_user, s_iid, s_pos, s_trade = fmt(user), fmt(iid), fmt(pos_id), fmt(trade_id)
-
-available = available - margin - fee
-locked = locked + margin
-local equity = available + locked
-redis.call('HSET', KEYS[2], 'available', fmt(available), 'locked', fmt(locked),
-  'equity', fmt(equity), 'seq', s_trade)
-local house_available = redis.call('HINCRBY', KEYS[3], 'available', fmt(fee))
-redis.call('HSET', KEYS[3], 'seq', s_trade)
-
-if q > 0 then long_units = long_units + qty else short_units = short_units + qty end
-pseq = pseq + 1
-redis.call('HSET', KEYS[1], 'skew', fmt(new_skew), 'long', fmt(long_units),
-  'short', fmt(short_units), 'pseq', fmt(pseq))
-local mark = mark_at(index, new_skew, depth)
+local index = m.index
+local equity, house_available, mark = book(KEYS[2], KEYS[3], KEYS[1], w, m, s_trade,
+  -(margin + fee), margin, fee, side, qty, new_skew)
 
 redis.call('HSET', KEYS[6] .. s_pos, 'user', s_user, 'instrument', s_iid, 'side', side,
   'qty', fmt(qty), 'entry_price', fmt(price), 'entry_notional', fmt(notional),
   'margin', fmt(margin), 'leverage', fmt(lev), 'status', 'open', 'realised_pnl', '0',
   'seq', s_trade, 'opened_ts', fmt(now))
 
-local entry = {'trade_id', s_trade, 'kind', 'open', 'user_id', s_user,
-  'position_id', s_pos, 'instrument_id', s_iid, 'side', side, 'qty', fmt(qty),
-  'price', fmt(price), 'notional', fmt(notional), 'fee', fmt(fee), 'margin', fmt(margin),
-  'realised_pnl', '0', 'payout', '0', 'leverage', fmt(lev), 'index_price', fmt(index),
-  'skew_after', fmt(new_skew), 'idempotency_key', ARGV[7], 'request_hash', request_hash,
-  'ts', fmt(now), 'pos_qty', fmt(qty), 'pos_entry_price', fmt(price),
-  'pos_entry_notional', fmt(notional), 'pos_margin', fmt(margin), 'pos_realised_pnl', '0',
-  'pos_status', 'open', 'pos_seq', s_trade, 'pos_opened_ts', fmt(now), 'pos_closed_ts', '',
-  'w_available', fmt(available), 'w_locked', fmt(locked),
-  'house_available', fmt(house_available), 'epoch', epoch, 'prev_seq', w[4] or '0'}
-redis.call('XADD', KEYS[7], '*', unpack(entry))
-
-redis.call('SADD', KEYS[12], ARGV[14])
-redis.call('PEXPIRE', KEYS[12], used_ttl)
-redis.call('SADD', KEYS[8], 'w:' .. s_user, 'w:0', 'p:' .. s_pos, 'i:' .. s_iid)
-redis.call('ZADD', KEYS[9], fmt(equity), s_user)
-if ARGV[9] ~= '' then redis.call('ZADD', KEYS[10], fmt(equity), s_user) end
-redis.call('PUBLISH', ARGV[13], cmsgpack.pack({type = 'PRICE_UPDATE', id = iid, price = mark,
-  index = index, skew = new_skew, seq = pseq, ts = now}))
-
-local reply = {'ok', '0', 'mark', fmt(mark), unpack(entry)}
-redis.call('HSET', KEYS[4], 'hash', request_hash, 'reply', cmsgpack.pack(reply),
-  'trade', s_trade)
-redis.call('PEXPIRE', KEYS[4], ttl)
+local t = {trade_id = s_trade, kind = 'open', user_id = s_user, position_id = s_pos,
+  instrument_id = s_iid, side = side, qty = qty, price = price, notional = notional, fee = fee,
+  margin = margin, realised_pnl = 0, payout = 0, leverage = lev, index_price = index,
+  skew_after = new_skew, idempotency_key = ARGV[7], request_hash = request_hash, ts = now,
+  pos_qty = qty, pos_entry_price = price, pos_entry_notional = notional, pos_margin = margin,
+  pos_realised_pnl = 0, pos_status = 'open', pos_seq = s_trade, pos_opened_ts = now,
+  pos_closed_ts = '', w_available = w.available, w_locked = w.locked,
+  house_available = house_available, epoch = epoch, prev_seq = w.prev_seq}
+local reply = emit(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[13], outbox_entry(t), t, equity,
+  ARGV[9], m, mark, now)
+remember(KEYS[4], request_hash, reply, s_trade, ttl, KEYS[12], ARGV[14], used_ttl)
 return reply

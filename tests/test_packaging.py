@@ -38,6 +38,7 @@ def test_wheel_installs_and_runs_roles_and_migrate(tmp_path: Path, pg_server_url
     names = zipfile.ZipFile(wheel).namelist()
     assert "ftl/_sql/0001_init.sql" in names
     assert "ftl/_lua/leader_lock.lua" in names
+    assert "ftl/_lua/include/trade.lua" in names  # the parts the loader splices in
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

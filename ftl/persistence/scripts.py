@@ -1,7 +1,13 @@
-"""One loader for every ``lua/*.lua`` script; EVALSHA with a reload on NOSCRIPT."""
+"""One loader for every ``lua/*.lua`` script; EVALSHA with a reload on NOSCRIPT.
+
+Parts several scripts share live once in ``lua/include/NAME.lua``; a script names each on a line
+of its own, ``--- @include "NAME"``, and the loader splices the part in there (as BullMQ does),
+each part once per script. Each script stays one atomic operation with its header contract.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +21,26 @@ from ftl.resources import lua_dir
 KeyT = str | bytes
 ArgT = str | bytes | int | float
 
+_INCLUDE = re.compile(r'^--- @include "([a-z_]+)"[ \t]*$', re.M)
+
+
+def source(path: Path) -> str:
+    """The script at ``path`` with its ``--- @include "NAME"`` lines replaced by
+    ``include/NAME.lua`` (itself spliced the same way; a part already in is not repeated)."""
+    done: set[str] = set()
+
+    def splice(text: str) -> str:
+        def part(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in done:
+                return f"-- (include {name}: above)"
+            done.add(name)
+            return splice((path.parent / "include" / f"{name}.lua").read_text()).rstrip("\n")
+
+        return _INCLUDE.sub(part, text)
+
+    return splice(path.read_text())
+
 
 class Scripts(Mapping[str, AsyncScript]):
     """Every Lua file of ``lua/`` registered by its stem (``position_open``, ...)."""
@@ -24,7 +50,7 @@ class Scripts(Mapping[str, AsyncScript]):
         self.folder = folder or lua_dir()
         self._scripts: dict[str, AsyncScript] = {}
         for path in sorted(self.folder.glob("*.lua")):
-            self._scripts[path.stem] = client.register_script(path.read_text())
+            self._scripts[path.stem] = client.register_script(source(path))
         if not self._scripts:
             raise FileNotFoundError(f"no Lua scripts in {self.folder}")
 

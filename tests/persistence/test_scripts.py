@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import redis.asyncio as aioredis
 
 from ftl.persistence.keys import Keys
 from ftl.persistence.leader import LeaderLock
-from ftl.persistence.scripts import Scripts
+from ftl.persistence.scripts import Scripts, source
 from ftl.resources import lua_dir
 
 
@@ -57,3 +60,24 @@ async def test_noscript_after_script_flush_is_handled(
     await redis_client.script_flush()  # what a Redis restart does to the script cache
     assert await lock.acquire() is True
     assert await lock.release() is True
+
+
+def test_includes_are_spliced_once_and_none_is_left(tmp_path: Path) -> None:
+    for path in lua_dir().glob("*.lua"):
+        text = source(path)
+        assert "--- @include" not in text, path.name
+        assert text.count("local function int_arg") <= 1, path.name
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "a.lua").write_text('--- @include "b"\nlocal A = 1\n')
+    (tmp_path / "include" / "b.lua").write_text("local B = 2\n")
+    (tmp_path / "s.lua").write_text('--- @include "a"\n--- @include "b"\nreturn A + B\n')
+    assert source(tmp_path / "s.lua") == "local B = 2\nlocal A = 1\n-- (include b: above)\nreturn A + B\n"
+    (tmp_path / "t.lua").write_text('--- @include "missing"\n')
+    with pytest.raises(FileNotFoundError):
+        source(tmp_path / "t.lua")
+
+
+async def test_a_spliced_script_runs(scripts: Scripts, keys: Keys) -> None:
+    """index_update.lua is spliced from base, amm and price: a bad call is refused by base's checks."""
+    reply = await scripts.call("index_update", [keys.instrument(1), keys.dirty], ["x", "", "", "", "c"])
+    assert [v.decode() for v in reply] == ["rejected", "bad_args"]
