@@ -66,7 +66,6 @@ class Settings:
     ledger_batches_in_flight: int = 2  # group commit: batches of one process in flight at once
     ledger_write_timeout_s: float = 2.0  # the api retries a transient write failure this long
     flusher_max_tries: int = 5  # a non-transient failure this many times: dead letter
-    fault_after_lua: bool = False  # tests only: the api kills itself after a trade's Lua call
 
     @property
     def production(self) -> bool:
@@ -238,7 +237,6 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         ws_workers=r.get("FTL_WS_WORKERS", 2 if production else 1, _int_range(1, 16)),
         max_index_age_s=r.get("FTL_MAX_INDEX_AGE_S", 0, _int_range(0, 86_400)),
         log_level=r.get("FTL_LOG_LEVEL", "info", _choice(("debug", "info", "warning", "error"))),
-        fault_after_lua=r.get("FTL_TEST_FAULT_AFTER_LUA", False, _bool),
     )
     if overrides:
         settings = settings.replace(**overrides)
@@ -249,8 +247,6 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
             r.problems.append("FTL_DATABASE_URL is required when FTL_ENV=production")
         if not settings.jwt_keys:
             r.problems.append("FTL_JWT_KEYS is required when FTL_ENV=production")
-        if settings.fault_after_lua:
-            r.problems.append("FTL_TEST_FAULT_AFTER_LUA is a test-only fault hook, refused in production")
     if r.problems:
         raise ConfigError(r.problems)
     return settings

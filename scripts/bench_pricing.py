@@ -17,9 +17,10 @@ import statistics
 import time
 from typing import Any
 
-from ftl.pricing import demo, shape
+from ftl.pricing import demo
 from ftl.pricing.normalise import Normaliser
 from ftl.pricing.parse import parse_livescores
+from tests.pricing import shape
 
 
 def responses(teams: list[list[demo.SquadPlayer]], variants: int, rng: random.Random) -> list[bytes]:

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ftl.pricing import shape
+from tests.pricing import shape
 
 SEED = 2026
 LEAGUE_ID = 732  # Sportmonks: World Cup

@@ -18,6 +18,11 @@ from pathlib import Path
 
 from ftl.persistence.processes import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
+# The environment of an ftl process whose api dies between a trade's Lua call and its write
+# (tests/hooks/sitecustomize.py: the product itself has no such hook).
+FAULT_HOOKS = {"FTL_TEST_FAULT_AFTER_LUA": "1", "PYTHONPATH": str(ROOT / "tests" / "hooks")}
+
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
     """Poll ``predicate`` until true; return the seconds it took; fail after ``timeout``."""

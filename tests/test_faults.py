@@ -23,10 +23,9 @@ import psutil
 import psycopg
 import pytest
 
-from ftl.config import ConfigError, load
 from ftl.persistence.audit import embedded_urls
 from ftl.persistence.migrations import migrate_sync
-from tests.helpers import FtlProcess, await_for, ftl_process, http_status, make_data_dir
+from tests.helpers import FAULT_HOOKS, ROOT, FtlProcess, await_for, ftl_process, http_status, make_data_dir
 
 pytestmark = pytest.mark.slow
 
@@ -338,7 +337,7 @@ async def test_api_killed_between_lua_and_postgres_flusher_persists(redis_url: s
     with ftl_process(["run", "--role=flusher"], env=env) as flusher:
         await _ready(flusher, "flusher")
         await await_for(lambda: _redis_exists(redis_url, f"{prefix}boot"), 20, "hot state built")
-        with ftl_process(["run", "--role=api"], env={**env, "FTL_TEST_FAULT_AFTER_LUA": "1"}) as api:
+        with ftl_process(["run", "--role=api"], env={**env, **FAULT_HOOKS}) as api:
             await _ready(api, "api")
             async with httpx.AsyncClient(timeout=10) as http:
                 load = Load(http, api.url("api", ""), [11])
@@ -527,15 +526,9 @@ async def test_postgres_restarted_under_load_loses_no_confirmed_trade() -> None:
         _audit({"FTL_DATA_DIR": str(data_dir)})
 
 
-def test_fault_hook_is_refused_in_production() -> None:
-    env = {
-        "FTL_ENV": "production",
-        "FTL_REDIS_URL": "redis://r:6379/0",
-        "FTL_DATABASE_URL": "postgresql://p/ftl",
-        "FTL_JWT_KEYS": f"k:{'x' * 32}",
-        "FTL_TEST_FAULT_AFTER_LUA": "1",
-    }
-    with pytest.raises(ConfigError, match="FTL_TEST_FAULT_AFTER_LUA"):
-        load(env)
-    assert load({**env, "FTL_TEST_FAULT_AFTER_LUA": "0"}).fault_after_lua is False
-    assert load({"FTL_TEST_FAULT_AFTER_LUA": "1"}).fault_after_lua is True
+def test_the_product_has_no_fault_hook() -> None:
+    """The hook lives in tests/hooks (on PYTHONPATH for the tests that want it): nothing in
+    ftl/ reads its variable, so no configuration of the product can enable it."""
+    for path in (ROOT / "ftl").rglob("*.py"):
+        assert "FAULT_AFTER_LUA" not in path.read_text(), path
+    assert (ROOT / "tests" / "hooks" / "sitecustomize.py").is_file()

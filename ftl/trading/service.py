@@ -11,8 +11,6 @@ may have been used (``key_used``), or when that set has to be loaded (``no_used_
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -215,10 +213,6 @@ class TradeService:
 
     async def _confirm(self, result: OpenResult | CloseResult) -> None:
         """Return once PostgreSQL has the trade; otherwise raise the 503 that says what is known."""
-        if self.stores.settings.fault_after_lua and not result.replay:
-            # Test-only fault hook (refused in production): die between the Lua call and the
-            # PostgreSQL write, so the flusher must persist the trade from the outbox.
-            os.kill(os.getpid(), signal.SIGKILL)
         try:
             row = ledger.params(result.entry)
         except ledger.EntryError as exc:

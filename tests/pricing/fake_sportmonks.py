@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ftl.pricing import shape
+from tests.pricing import shape
 
 TOKEN = "test-token-0123456789"
 

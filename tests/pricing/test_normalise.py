@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftl.pricing import shape
 from ftl.pricing.model import LiveSnapshot
 from ftl.pricing.normalise import (
     Normaliser,
@@ -17,6 +16,7 @@ from ftl.pricing.normalise import (
     target_cents,
 )
 from ftl.pricing.parse import parse_livescores
+from tests.pricing import shape
 from tests.pricing.conftest import states
 from tests.pricing.fake_sportmonks import Match, body
 

@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from ftl.pricing import shape
 from ftl.pricing.errors import (
     ClientError,
     FeedTimeout,
@@ -16,6 +15,7 @@ from ftl.pricing.errors import (
     Unauthorized,
 )
 from ftl.pricing.sportmonks import SportmonksClient
+from tests.pricing import shape
 from tests.pricing.fake_sportmonks import TOKEN, FakeSportmonks, Match, Reply, body, rate_limited
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
-from ftl.trading.model import Config, Instrument, Model, Wallet
 from ftl.trading.scripts import TradingConfig, TradingScripts
+from tests.trading.model import Config, Instrument, Model, Wallet
 from tests.trading.support import seed, snapshot
 
 NOW = 1_780_000_000_000  # ms, June 2026

@@ -7,7 +7,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ftl.persistence.keys import Keys
-from ftl.trading.model import Instrument, Model, Wallet
+from tests.trading.model import Instrument, Model, Wallet
 
 
 async def put_instrument(client: aioredis.Redis, keys: Keys, ins: Instrument) -> None:

@@ -9,9 +9,9 @@ import msgpack
 import pytest
 
 from ftl.trading import amm
-from ftl.trading.model import Instrument
 from ftl.trading.results import CloseResult, OpenResult, Rejected
 from tests.trading.conftest import MAX_AGE_MS, NOW, World
+from tests.trading.model import Instrument
 from tests.trading.support import decode, put_instrument
 
 OPEN: dict[str, Any] = {

@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
 from ftl.trading import amm
-from ftl.trading.model import Instrument, Wallet
 from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from tests.trading.conftest import NOW
+from tests.trading.model import Instrument, Wallet
 from tests.trading.support import put_instrument, put_wallet
 
 CALLS = 200

@@ -27,9 +27,9 @@ from hypothesis.stateful import (
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
 from ftl.trading import amm
-from ftl.trading.model import Config, Instrument, Model, Wallet
 from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
 from ftl.trading.scripts import TradingConfig, TradingScripts
+from tests.trading.model import Config, Instrument, Model, Wallet
 from tests.trading.support import seed, snapshot
 
 T = TypeVar("T")

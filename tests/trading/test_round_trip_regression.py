@@ -22,9 +22,9 @@ from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
 from ftl.trading import amm
 from ftl.trading import results as r
-from ftl.trading.model import Config, Instrument, Model, Wallet
 from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
 from ftl.trading.scripts import TradingConfig, TradingScripts
+from tests.trading.model import Config, Instrument, Model, Wallet
 from tests.trading.support import seed, snapshot
 
 NOW = 1_780_000_000_000
