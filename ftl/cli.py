@@ -51,12 +51,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     seed.add_argument("--file", default=None, help="squads JSON file (default: bundled demo squads)")
     sub.add_parser(
-        "simulate",
-        add_help=False,
-        help="match-day system test: every role as processes, load, faults, invariants "
-        "(from a checkout; options: ftl simulate --help)",
-    )
-    sub.add_parser(
         "healthcheck",
         help="exit 0 when this role's /healthz answers (container HEALTHCHECK)",
         description="GET /healthz on the port of FTL_ROLE (all and api: FTL_API_PORT).",
@@ -222,10 +216,6 @@ def _audit(settings: config.Settings, wait_s: float, attempts: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["simulate"]:  # the match-day system test; its options: ftl simulate --help
-        from scripts.matchday import main as simulate
-
-        return simulate(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "roles":
         from ftl.runtime.roles import describe

@@ -1,7 +1,7 @@
 """Match day: the whole system as production runs it, under load and faults, checked from the outside.
 
     .venv/bin/python -m scripts.matchday [--users 200] [--ws-clients 400] [--duration 120]
-        [--speed 10] [--seed 1] [--no-faults]          (also: ftl simulate ...)
+        [--speed 10] [--seed 1] [--no-faults]
 
 1. Starts one Redis and one PostgreSQL (embedded, in a temp dir; or --redis-url/--database-url),
    runs `ftl migrate` and `ftl seed`, then the production shape as separate processes:
