@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -29,4 +31,11 @@ async def test_openapi_covers_every_api_route(api: httpx.AsyncClient, api_app: S
 async def test_human_docs_page(api: httpx.AsyncClient) -> None:
     page = await api.get("/api/docs")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert "POST /api/positions/open" in page.text
+    assert "POST /api/positions/open" in page.text  # the table for browsers without JavaScript
+    # Swagger UI is served by the api itself (vendored), never from a CDN
+    assert "//" not in page.text.replace("https://", "").split("<noscript>")[0]
+    for asset in re.findall(r"(?:src|href)=(/static/[^ >]+)", page.text):
+        got = await api.get(asset)
+        assert got.status_code == 200, asset
+    bundle = await api.get("/static/vendor/swagger-ui/swagger-ui-bundle.js")
+    assert "SwaggerUIBundle" in bundle.text and "javascript" in bundle.headers["content-type"]

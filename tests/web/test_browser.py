@@ -256,3 +256,25 @@ def _play(page: Any, ftl: FtlProcess, sockets: list[str]) -> None:
     expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     page.wait_for_function("() => window.__updates > 0", timeout=60_000)
     assert len(sockets) == 2, sockets
+
+
+def test_api_docs_render_in_the_browser(ftl_dev: FtlProcess, browser: Any) -> None:
+    """/api/docs: Swagger UI, served by the api itself, lists the generated document's operations
+    and its requests stay on this origin (no CDN)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    problems: list[str] = []
+    elsewhere: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    origin = ftl_dev.url("api", "")
+    page.on("request", lambda r: None if r.url.startswith(origin) else elsewhere.append(r.url))
+    try:
+        page.goto(ftl_dev.url("api", "/api/docs"))
+        page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        summaries = page.locator(".opblock-summary-path").all_inner_texts()
+        assert any("/api/positions/open" in s for s in summaries), summaries
+        shot(page, "api-docs.png")
+    finally:
+        context.close()
+    assert not problems, problems
+    assert not [u for u in elsewhere if not u.startswith("data:")], elsewhere
