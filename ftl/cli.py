@@ -187,7 +187,7 @@ def _healthcheck(settings: config.Settings) -> int:
 
 
 def _audit(settings: config.Settings, wait_s: float, attempts: int) -> int:
-    from ftl.persistence.audit import audit, embedded_urls
+    from ftl.audit import audit, embedded_urls
     from ftl.stores import Stores
 
     redis_url, database_url = settings.redis_url, settings.database_url

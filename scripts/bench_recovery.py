@@ -41,7 +41,7 @@ from typing import Any
 import psycopg
 
 from ftl import config, logs
-from ftl.persistence.audit import audit
+from ftl.audit import audit
 from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import used_keys
 from ftl.persistence.migrations import migrate_sync

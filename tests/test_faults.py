@@ -23,7 +23,7 @@ import psutil
 import psycopg
 import pytest
 
-from ftl.persistence.audit import embedded_urls
+from ftl.audit import embedded_urls
 from ftl.persistence.migrations import migrate_sync
 from tests.helpers import FAULT_HOOKS, ROOT, FtlProcess, await_for, ftl_process, http_status, make_data_dir
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ftl.persistence.audit import audit
+from ftl.audit import audit
 from ftl.persistence.flusher import DEAD_LETTERS, Flusher, unsettled_age_s
 from ftl.stores import Stores
 from ftl.trading.results import OpenResult

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from ftl.persistence.audit import audit
+from ftl.audit import audit
 from ftl.persistence.flusher import Flusher
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import Outcome

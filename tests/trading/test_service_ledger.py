@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ftl.persistence.audit import audit
+from ftl.audit import audit
 from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.persistence.recovery import rebuild

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ftl.persistence.audit import AuditReport, audit
+from ftl.audit import AuditReport, audit
 from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import persist_trade
 from ftl.persistence.recovery import rebuild
