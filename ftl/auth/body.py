@@ -8,11 +8,12 @@ from typing import Any
 from starlette.requests import Request
 
 from ftl.web.errors import ApiError
-from ftl.web.validate import json_object
+from ftl.web.validate import json_object, text
 
 # Room for an oversized token to reach the token check (and its specific 401), not much more.
 MAX_BODY = 128 * 1024
 MAX_INT = 2**31 - 1
+MAX_EMAIL = 320
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -40,9 +41,7 @@ def optional_str(body: dict[str, Any], name: str, max_len: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise invalid(name, "must be a string")
-    if len(value) > max_len:
-        raise invalid(name, f"must be at most {max_len} characters")
-    return value
+    return text(name, value, max_len)  # 422 also for NUL or a lone surrogate (not storable)
 
 
 def district(body: dict[str, Any]) -> int | None:
@@ -65,8 +64,8 @@ def email(body: dict[str, Any]) -> str:
     value = body.get("email")
     if not isinstance(value, str):
         raise invalid("email", "must be a string")
-    value = value.strip().lower()
+    value = text("email", value, MAX_EMAIL).strip().lower()
     local, at, domain = value.partition("@")
-    if not at or not local or not domain or len(value) > 320 or any(c.isspace() for c in value):
+    if not at or not local or not domain or len(value) > MAX_EMAIL or any(c.isspace() for c in value):
         raise invalid("email", "must be an email address")
     return value

@@ -12,7 +12,8 @@ from joserfc.errors import BadSignatureError, JoseError
 
 from ftl.auth.failures import require, token_error, unverified_header
 from ftl.auth.keyring import KeyRing
-from ftl.auth.principal import Principal
+from ftl.auth.principal import FIRST_USER_ID, MAX_NUMERIC_DATE, MAX_USER_ID, Principal
+from ftl.web.validate import ascii_int
 
 ISSUER = "ftl"
 ALG = "HS256"
@@ -124,29 +125,37 @@ def _check(claims: dict[str, Any], kind: Kind, check_exp: bool) -> OurClaims:
     typ = claims.get("typ")
     if typ != kind:
         raise token_error("wrong_token_type", f"expected a {kind} token, got {typ!r}")
-    sub, jti, fam = claims.get("sub"), claims.get("jti"), claims.get("fam")
-    iat, exp = claims.get("iat"), claims.get("exp")
+    jti, fam = claims.get("jti"), claims.get("fam")
+    iat, exp, nbf = claims.get("iat"), claims.get("exp"), claims.get("nbf")
+    user_id = user_id_of(claims.get("sub"))
     if (
-        not isinstance(sub, str)
-        or not sub.isdigit()
-        or len(sub) > 18
+        user_id is None
         or not isinstance(jti, str)
-        or not _is_int(iat)
-        or not _is_int(exp)
+        or not _is_date(iat)
+        or not _is_date(exp)
+        or (nbf is not None and not _is_date(nbf))
         or (kind == "refresh" and not _is_uuid(fam))
         or (kind == "refresh" and not _is_uuid(jti))
     ):
-        raise token_error("invalid_claims", "the token lacks required claims")
+        raise token_error("invalid_claims", "the token lacks required claims or has malformed ones")
     now = int(time.time())
     if check_exp and exp <= now:
         raise token_error("token_expired", f"the {kind} token has expired")
     if iat > now + CLOCK_SKEW_S:
         raise token_error("token_not_yet_valid", "the token was issued in the future")
-    return OurClaims(kind, int(sub), jti, fam if isinstance(fam, str) else None, iat, exp)
+    if isinstance(nbf, int) and nbf > now + CLOCK_SKEW_S:
+        raise token_error("token_not_yet_valid", "the token is not valid yet (nbf)")
+    return OurClaims(kind, user_id, jti, fam if isinstance(fam, str) else None, iat, exp)
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def user_id_of(sub: object) -> int | None:
+    """The user a ``sub`` claim names: ASCII digits of a user id (never the house account, 0)."""
+    return ascii_int(sub, FIRST_USER_ID, MAX_USER_ID) if isinstance(sub, str) else None
+
+
+def _is_date(value: object) -> TypeGuard[int]:
+    """An integer NumericDate between the epoch and the end of year 9999."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_NUMERIC_DATE
 
 
 def _is_uuid(value: object) -> bool:

@@ -13,7 +13,8 @@ from ftl.pricing.ticks import read_ticks
 from ftl.stores import Stores
 from ftl.web import validate as v
 
-MAX_MS = 2**53 - 1
+MAX_MS = v.MAX_MS
+"""``before`` is at most the end of year 9999: later instants are no Python (or psycopg) datetime."""
 
 
 def pricing_routes(stores: Stores, authenticate: Callable[[Request], Awaitable[Any]]) -> list[BaseRoute]:

@@ -38,6 +38,8 @@ Verify = Callable[[str], Principal]
 """Checks an access token; raises on any invalid or expired one."""
 
 Route = WSListener | WSUpgradeResponseWithListener | None
+KNOWN_USERS_CACHED = 100_000
+"""User ids a worker remembers as existing (then it forgets them all and asks Redis again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,73 @@ class WsOptions:
     backlog: int = 4096
     bench_hooks: bool = False
     """Serve /bench/raw and /bench/stats (scripts/bench_ws.py only; never in production)."""
+
+
+class KnownUsers:
+    """Whether the user of a verified token exists, asked of Redis (the ws role has no PostgreSQL).
+
+    Every user has a hot wallet hash ``wallet:{id}``: a login loads it, the rebuild after a Redis
+    loss loads every wallet, nothing deletes one. Without the boot marker Redis is being rebuilt
+    and a missing hash proves nothing: the user is let in, as when Redis does not answer (the
+    token's signature stands; the check only keeps tokens of users that never existed, or of a
+    wiped database, out). The lookups of one loop iteration share one pipeline, and one batch
+    is in flight at a time: a reconnect storm costs Redis a few round trips, not one per socket.
+    """
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, limit: int = KNOWN_USERS_CACHED) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.limit = limit
+        self.known: set[int] = set()
+        self.batches = 0
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._batch: asyncio.Task[None] | None = None
+
+    async def exists(self, user_id: int) -> bool:
+        if user_id in self.known:
+            return True
+        future = self._waiting.get(user_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[user_id] = future
+            if self._batch is None:
+                self._batch = asyncio.create_task(self._run(), name="ws-known-users")
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        waiting: dict[int, asyncio.Future[bool]] = {}
+        try:
+            while self._waiting:
+                await asyncio.sleep(0)  # let the lookups of this loop iteration join the batch
+                waiting, self._waiting = self._waiting, {}
+                found = await self._lookup(list(waiting))
+                for user_id, future in waiting.items():
+                    if not future.done():
+                        future.set_result(found[user_id])
+        finally:
+            self._batch = None
+            for future in (*waiting.values(), *self._waiting.values()):
+                future.cancel()  # only left when cancelled (shutdown): no caller waits forever
+            self._waiting = {}
+
+    async def _lookup(self, user_ids: list[int]) -> dict[int, bool]:
+        self.batches += 1
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self.keys.boot_marker)
+                for user_id in user_ids:
+                    pipe.exists(self.keys.wallet(user_id))
+                replies = await pipe.execute()
+        except Exception as exc:  # Redis down or odd: the signed token stands
+            log.warning("ws user check unavailable; letting users in", error=repr(exc), users=len(user_ids))
+            return dict.fromkeys(user_ids, True)
+        if not replies[0]:  # Redis is being rebuilt: no wallet proves anything yet
+            return dict.fromkeys(user_ids, True)
+        found = {user_id: bool(reply) for user_id, reply in zip(user_ids, replies[1:], strict=True)}
+        if len(self.known) + len(found) > self.limit:
+            self.known.clear()
+        self.known.update(user_id for user_id, ok in found.items() if ok)
+        return found
 
 
 class WsServer:
@@ -87,6 +156,7 @@ class WsServer:
         self.hub = Hub(slow_after_s=self.options.slow_after_s, max_buffer=self.options.max_buffer)
         self.snapshots = Snapshotter(redis, keys, self.hub)
         self.feed = PriceFeed(redis, keys, self.hub, self.snapshots)
+        self.users = KnownUsers(redis, keys)
         self.sessions: set[Session] = set()
         self.ready: tuple[bool, dict[str, str]] = (False, {"starting": "yes"})
         self.tasks: list[asyncio.Task[None]] = []
@@ -157,6 +227,8 @@ class WsServer:
     # --- sessions -------------------------------------------------------------------------
 
     def authenticate(self, token: str) -> Principal | None:
+        """The principal of a valid access token, None otherwise. A :class:`Principal` is never
+        the house account (0); whether its user exists is asked next (:class:`KnownUsers`)."""
         try:
             return self.verify(token)
         except Exception:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport
@@ -21,15 +23,27 @@ log = logs.get(__name__)
 
 ABORT_AFTER_S = 2.0
 """A socket told to close that does not finish its close handshake is dropped after this."""
+MAX_HELD = 16
+"""Messages a socket may send while its user is being looked up; one more closes it (1008)."""
 
 
 class Session(WSListener):
-    """Protocol state of one socket; the :class:`Client` inside it is what the hub writes to."""
+    """Protocol state of one socket; the :class:`Client` inside it is what the hub writes to.
 
-    def __init__(self, server: WsServer, principal: Principal | None) -> None:
+    A verified token (upgrade header or first ``auth``) is accepted once its user is known to
+    exist (:class:`~ftl.realtime.server.KnownUsers`); messages arriving meanwhile are held and
+    handled after ``AUTH_OK``.
+    """
+
+    def __init__(self, server: WsServer, offered: Principal | None) -> None:
         super().__init__()
         self.server = server
-        self.principal = principal
+        self.offered = offered
+        """The principal of the upgrade's Bearer header, accepted once its user is known."""
+        self.principal: Principal | None = None
+        self.held: list[bytes] | None = None
+        """Messages received while the user is looked up (None: no lookup running)."""
+        self.check: asyncio.Task[bool] | None = None
         self.transport: WSTransport | None = None
         self.client: Client | None = None
         now = time.monotonic()
@@ -53,10 +67,11 @@ class Session(WSListener):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, opts.send_buffer)
         self.client = Client(raw.write, raw.get_write_buffer_size, self.kill)
         self.server.attach(self)
-        if self.principal is not None:
-            self._accept(self.principal)
+        if self.offered is not None:
+            self._check_user(self.offered)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.closing = True  # nothing more is sent (a pending user check finds it gone)
         self.server.detach(self)
 
     def pause_writing(self) -> None:
@@ -85,6 +100,12 @@ class Session(WSListener):
 
     def handle(self, data: bytes) -> None:
         if self.closing:
+            return
+        if self.held is not None:
+            if len(self.held) >= MAX_HELD:
+                self.kill(Close.POLICY_VIOLATION, "too many messages before AUTH_OK")
+            else:
+                self.held.append(data)
             return
         command = protocol.decode_client(data)
         if self.principal is None and not isinstance(command, protocol.Auth):
@@ -118,10 +139,29 @@ class Session(WSListener):
             else:
                 self._invalid(protocol.Invalid("bad_token", "the token was rejected"))
             return
-        if self.principal is not None and principal.user_id != self.principal.user_id:
+        if self.principal is None:
+            self._check_user(principal)
+        elif principal.user_id != self.principal.user_id:
             self._invalid(protocol.Invalid("user_mismatch", "re-auth must be for the same user"))
+        else:
+            self._accept(principal)  # the same user: known to exist since the first auth
+
+    def _check_user(self, principal: Principal) -> None:
+        """Accept ``principal`` once its user is known to exist; close with 4001 if it is not."""
+        self.held = []
+        self.check = self.server.loop.create_task(self.server.users.exists(principal.user_id))
+        self.check.add_done_callback(partial(self._checked, principal))
+
+    def _checked(self, principal: Principal, task: asyncio.Task[bool]) -> None:
+        held, self.held, self.check = self.held or [], None, None
+        if self.closing:
+            return
+        if task.cancelled() or task.exception() is not None or not task.result():
+            self.kill(Close.UNAUTHORIZED, "unknown user")
             return
         self._accept(principal)
+        for data in held:
+            self.handle(data)
 
     def _accept(self, principal: Principal) -> None:
         self.principal = principal

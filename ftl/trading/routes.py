@@ -19,6 +19,8 @@ from ftl.web.errors import ApiError
 Authenticate = Callable[[Request], Awaitable[Trader]]
 MAX_ID = 2**53 - 1
 SIDES = ("long", "short")
+MAX_FILTER = 100
+"""Longest ``team``/``position`` filter of the instrument list (characters)."""
 
 
 def trading_routes(
@@ -30,11 +32,8 @@ def trading_routes(
         await authenticate(request)
         limit = v.query_int(request, "limit", 50, 1, 200) or 50
         after = v.query_int(request, "cursor", 0, 0, MAX_ID) or 0
-        team = request.query_params.get("team") or None
-        position = request.query_params.get("position") or None
-        for name, value in (("team", team), ("position", position)):
-            if value is not None and len(value) > 100:
-                raise v.invalid(name, "too long")
+        team = v.query_text(request, "team", MAX_FILTER)
+        position = v.query_text(request, "position", MAX_FILTER)
         items, cursor = await catalog.page(stores, team=team, position=position, limit=limit, after=after)
         return JSONResponse(
             {"items": [i.as_json() for i in items], "next_cursor": None if cursor is None else str(cursor)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -36,6 +37,14 @@ class ApiError(Exception):
         self.extra = extra or {}
 
 
+class ErrorJSON(JSONResponse):
+    """JSON escaped to ASCII: an error may echo client text (a field name) holding a lone
+    surrogate, which ``JSONResponse``'s UTF-8 encoding would turn into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def error_response(
     status: int,
     code: str,
@@ -46,7 +55,7 @@ def error_response(
     body: dict[str, Any] = {"code": code, "message": message}
     if extra:
         body.update(extra)
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return ErrorJSON({"error": body}, status_code=status, headers=headers)
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:

@@ -1,9 +1,16 @@
-"""Strict request parsing: exact JSON types, no unknown fields, bounded sizes; 4xx, never 500."""
+"""Strict request parsing: exact JSON types, no unknown fields, bounded sizes; 4xx, never 500.
+
+Integers in text (query and path parameters, headers, JWT claims) are ASCII only: ``str.isdigit``
+and ``int()`` also accept '²', Arabic-Indic digits, '_', '+' and spaces. Text must not hold NUL
+(PostgreSQL refuses it) or lone surrogates (they cannot be encoded as UTF-8).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -12,10 +19,67 @@ from ftl.web.errors import ApiError
 
 MAX_BODY = 16 * 1024
 MAX_INT = 2**53 - 1
+MAX_MS = (
+    datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+) // timedelta(milliseconds=1)
+"""The last millisecond of year 9999 in epoch ms: the latest timestamp a Python date can hold."""
+JSON_TYPES = ("application/json",)
+JSON_PARAMS = ("", "charset=utf-8")
+_ASCII_INT = re.compile(r"-?[0-9]+")
+_MAX_DIGITS = 40
+"""Longer (significant) digit strings are out of any range here; never converted."""
 
 
 def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
     return ApiError(422, code, f"{field}: {message}", extra={"field": field})
+
+
+# --- integers and text in strings ------------------------------------------------------
+
+
+def is_ascii_int(raw: str) -> bool:
+    """An optional '-' then ASCII digits, nothing else (no '+', spaces, '_' or other digits)."""
+    return _ASCII_INT.fullmatch(raw) is not None
+
+
+def ascii_int(raw: str, lo: int, hi: int) -> int | None:
+    """The integer ``raw`` spells (see :func:`is_ascii_int`) if it lies within ``lo..hi``; else None."""
+    if not is_ascii_int(raw) or len(raw.lstrip("-").lstrip("0")) > _MAX_DIGITS:
+        return None
+    value = int(raw)
+    return value if lo <= value <= hi else None
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (NUL, a lone surrogate), or None if it can."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def text(name: str, value: str, max_len: int) -> str:
+    """``value`` of field ``name`` if it is storable text of at most ``max_len`` characters; 422 otherwise."""
+    if len(value) > max_len:
+        raise invalid(name, f"must be at most {max_len} characters")
+    problem = text_problem(value)
+    if problem is not None:
+        raise invalid(name, problem)
+    return value
+
+
+# --- JSON bodies -----------------------------------------------------------------------
+
+
+def is_json_media_type(ctype: str) -> bool:
+    """``application/json``, optionally ``; charset=utf-8`` (both case-insensitive)."""
+    media, _, params = ctype.partition(";")
+    if media.strip().lower() not in JSON_TYPES:
+        return False
+    return params.replace(" ", "").replace("\t", "").lower() in JSON_PARAMS
 
 
 async def json_object(
@@ -25,11 +89,10 @@ async def json_object(
     max_body: int = MAX_BODY,
 ) -> dict[str, Any]:
     """The body as a JSON object with only ``allowed`` keys and every ``required`` one."""
-    ctype = request.headers.get("content-type", "")
-    if ctype and "json" not in ctype.lower():
-        raise ApiError(415, "unsupported_media_type", "send application/json")
+    if not is_json_media_type(request.headers.get("content-type", "")):
+        raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_body:
+    if declared.isascii() and declared.isdigit() and ascii_int(declared, 0, max_body) is None:
         raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
     raw = bytearray()
     async for chunk in request.stream():
@@ -37,7 +100,7 @@ async def json_object(
         if len(raw) > max_body:
             raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
     try:
-        body = json.loads(raw, parse_constant=_no_constant) if raw else None
+        body = json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_unique_keys) if raw else None
     except (ValueError, RecursionError):
         raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -57,6 +120,18 @@ async def json_object(
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (``json`` would silently keep the last one)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ApiError(
+                422, "duplicate_key", f"{key}: given more than once in a JSON object", extra={"field": key}
+            )
+        out[key] = value
+    return out
 
 
 def integer(body: Mapping[str, Any], name: str, lo: int, hi: int) -> int:
@@ -82,23 +157,35 @@ def choice(body: Mapping[str, Any], name: str, options: Collection[str]) -> str:
     return value
 
 
+# --- query, path and headers -----------------------------------------------------------
+
+
 def query_int(request: Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit() or len(raw) > 20:
+    if not is_ascii_int(raw):
         raise invalid(name, "must be an integer")
-    value = int(raw)
-    if not lo <= value <= hi:
+    value = ascii_int(raw, lo, hi)
+    if value is None:
         raise invalid(name, f"must be between {lo} and {hi}", "out_of_range")
     return value
 
 
-def path_id(request: Request, name: str = "id") -> int:
-    raw = str(request.path_params.get(name, ""))
-    if not raw.isdigit() or len(raw) > 16 or int(raw) < 1:
+def query_text(request: Request, name: str, max_len: int) -> str | None:
+    """A text query parameter (None when absent or empty); 422 if too long, NUL or not Unicode."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    return text(name, raw, max_len)
+
+
+def path_id(request: Request, name: str = "id", hi: int = MAX_INT) -> int:
+    """A positive ASCII integer path parameter; 404 for anything else (like any unknown path)."""
+    value = ascii_int(str(request.path_params.get(name, "")), 1, hi)
+    if value is None:
         raise ApiError(404, "not_found", f"no such {name}")
-    return int(raw)
+    return value
 
 
 def idempotency_key(request: Request) -> str:

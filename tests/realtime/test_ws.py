@@ -226,6 +226,11 @@ async def test_a_client_that_stops_reading_does_not_delay_others(
         ).encode()
         + client_frame(msgpack.packb({"op": "subscribe", "ids": [1]})),
     )
+
+    async def both_subscribed() -> bool:  # its subscribe waits for the user lookup (held)
+        return len(ws_server.hub.index.get(1, ())) == 2
+
+    await await_for(both_subscribed, 5, "the non-reading socket's subscription")
     before = REGISTRY.get_sample_value("ftl_ws_slow_closes_total") or 0.0
     conflated_before = REGISTRY.get_sample_value("ftl_ws_conflated_total") or 0.0
     total = 4000

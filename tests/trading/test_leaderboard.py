@@ -84,7 +84,7 @@ async def test_me_without_a_score_still_has_equity(
         ({"limit": "0"}, "out_of_range"),
         ({"limit": "201"}, "out_of_range"),
         ({"limit": "ten"}, "invalid_field"),
-        ({"limit": "9" * 40}, "invalid_field"),
+        ({"limit": "9" * 40}, "out_of_range"),  # an integer, past the limit
         ({"scope": "district"}, "missing_field"),  # the caller has no district
         ({"scope": "district", "district_id": "x"}, "invalid_field"),
         ({"scope": "district", "district_id": "0"}, "out_of_range"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -124,7 +125,9 @@ async def test_bad_input_is_a_clear_4xx_and_changes_nothing(
     before = await snapshot(stores.redis, stores.keys)
     trades_before = await _count(stores, "SELECT count(*) FROM trades")
     if isinstance(bad, bytes):
-        r = await api.post("/api/positions/open", content=bad, headers=auth_for(user))
+        r = await api.post(
+            "/api/positions/open", content=bad, headers=auth_for(user) | {"Content-Type": "application/json"}
+        )
     elif isinstance(bad, dict):
         body = bad if "x" not in bad else {**_open_body(iid), "x": 1}
         r = await api.post("/api/positions/open", json=body, headers=auth_for(user))
@@ -272,3 +275,116 @@ async def test_postgres_down_answers_503_and_trades_nothing(
         stores.pg = good
     assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
     assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", tid) == 1
+
+
+# Each query/path value that once answered 500 or was silently read as a number.
+BAD_QUERIES: list[tuple[str, dict[str, str], int, str, str | None]] = [
+    ("/api/instruments", {"limit": "²"}, 422, "invalid_field", "limit"),
+    ("/api/instruments", {"limit": "--5"}, 422, "invalid_field", "limit"),
+    ("/api/instruments", {"limit": "\u0665"}, 422, "invalid_field", "limit"),  # Arabic-Indic 5
+    ("/api/instruments", {"limit": "+5"}, 422, "invalid_field", "limit"),
+    ("/api/instruments", {"limit": "1" * 5000}, 422, "out_of_range", "limit"),
+    ("/api/instruments", {"cursor": "1_0"}, 422, "invalid_field", "cursor"),
+    ("/api/instruments", {"team": "Arsenal\x00"}, 422, "invalid_field", "team"),
+    ("/api/instruments", {"position": "\x00"}, 422, "invalid_field", "position"),
+    ("/api/instruments/²", {}, 404, "not_found", None),
+    ("/api/instruments/\u0661", {}, 404, "not_found", None),  # Arabic-Indic 1
+    ("/api/instruments/{iid}/quote", {"side": "long", "qty": "\u0661\u0660"}, 422, "invalid_field", "qty"),
+    ("/api/instruments/{iid}/ticks", {"before": "253402300800000"}, 422, "out_of_range", "before"),
+    ("/api/instruments/{iid}/ticks", {"before": "9" * 30}, 422, "out_of_range", "before"),
+    ("/api/instruments/{iid}/ticks", {"limit": "²"}, 422, "invalid_field", "limit"),
+    ("/api/instruments/²/ticks", {}, 404, "not_found", None),
+    ("/api/trades", {"before": "\u0663"}, 422, "invalid_field", "before"),
+    ("/api/leaderboard", {"limit": "²"}, 422, "invalid_field", "limit"),
+    ("/api/leaderboard", {"scope": "district", "district_id": "\u0667"}, 422, "invalid_field", "district_id"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code", "field"),
+    BAD_QUERIES,
+    ids=[f"{p}?{q}"[:60] for p, q, *_ in BAD_QUERIES],
+)
+async def test_bad_query_and_path_values_are_a_clear_4xx(
+    api: httpx.AsyncClient,
+    stores: Stores,
+    auth_for: Headers,
+    path: str,
+    params: dict[str, str],
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    r = await api.get(path.format(iid=iid), params=params, headers=auth_for(user, None))
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    assert r.json()["error"].get("field") == field
+
+
+async def test_ticks_before_the_end_of_year_9999_is_fine(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    r = await api.get(
+        f"/api/instruments/{iid}/ticks", params={"before": "253402300799999"}, headers=auth_for(user, None)
+    )
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["items"], list)
+
+
+async def test_close_of_a_non_ascii_position_id_is_404_and_changes_nothing(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    opened = await api.post("/api/positions/open", json=_open_body(iid), headers=auth_for(user))
+    assert opened.status_code == 201
+    before = await snapshot(stores.redis, stores.keys)
+    for pid in ("²", "\u0661", "--1"):
+        r = await api.post(
+            f"/api/positions/{pid}/close", json={"acceptable_price": 1}, headers=auth_for(user)
+        )
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["code"] == "not_found"
+    assert await snapshot(stores.redis, stores.keys) == before
+
+
+@pytest.mark.parametrize(
+    "ctype", [None, "text/json", "application/jsonx-evil", "text/plain", "application/json; charset=latin-1"]
+)
+async def test_a_trade_needs_application_json(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers, ctype: str | None
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    before = await snapshot(stores.redis, stores.keys)
+    trades_before = await _count(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user)
+    headers = auth_for(user) | ({} if ctype is None else {"Content-Type": ctype})
+    r = await api.post("/api/positions/open", content=json.dumps(_open_body(iid)), headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"]["code"] == "unsupported_media_type"
+    assert await snapshot(stores.redis, stores.keys) == before
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user) == trades_before
+
+
+@pytest.mark.parametrize("ctype", ["application/json; charset=utf-8", "Application/JSON"])
+async def test_a_trade_with_an_exact_json_media_type_is_fine(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers, ctype: str
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    headers = auth_for(user) | {"Content-Type": ctype}
+    r = await api.post("/api/positions/open", content=json.dumps(_open_body(iid)), headers=headers)
+    assert r.status_code == 201, r.text
+
+
+async def test_a_trade_naming_a_field_twice_is_422_and_changes_nothing(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    before = await snapshot(stores.redis, stores.keys)
+    raw = json.dumps(_open_body(iid, qty=1))[:-1] + ', "qty": 100}'
+    headers = auth_for(user) | {"Content-Type": "application/json"}
+    r = await api.post("/api/positions/open", content=raw, headers=headers)
+    assert r.status_code == 422, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == ("duplicate_key", "qty")
+    assert await snapshot(stores.redis, stores.keys) == before
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user) == 0

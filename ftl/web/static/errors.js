@@ -8,6 +8,7 @@ const MESSAGES = {
   malformed_json: "The request was not valid JSON.",
   body_too_large: "The request was too large.",
   unsupported_media_type: "The request was sent in the wrong format.",
+  duplicate_key: "The request named the same field twice.",
   missing_field: "A required field is missing.",
   unknown_field: "The request contained a field the server does not accept.",
   invalid_field: "One of the values is not valid.",
@@ -113,7 +114,7 @@ export function describe(err) {
     else text = (err && err.serverMessage) || (err && err.message) || `Error: ${code}`;
   }
   if (err instanceof ApiError) {
-    if (err.field && ["missing_field", "unknown_field", "invalid_field", "out_of_range"].includes(code)) {
+    if (err.field && ["missing_field", "unknown_field", "invalid_field", "out_of_range", "duplicate_key"].includes(code)) {
       text += ` (${err.field}${err.serverMessage ? `: ${err.serverMessage.replace(/^[a-z_]+: /, "")}` : ""})`;
     }
     if (err.retryAfter) text += ` Retry in ${err.retryAfter} s.`;
