@@ -13,6 +13,8 @@ from ftl.pricing.ticks import read_ticks
 from ftl.stores import Stores
 from ftl.web import validate as v
 
+MAX_TICKS = 1000
+"""Most ticks one page holds (``limit``)."""
 MAX_MS = v.MAX_MS
 """``before`` is at most the end of year 9999: later instants are no Python (or psycopg) datetime."""
 
@@ -21,7 +23,7 @@ def pricing_routes(stores: Stores, authenticate: Callable[[Request], Awaitable[A
     async def ticks(request: Request) -> Response:
         await authenticate(request)
         iid = v.path_id(request)
-        limit = v.query_int(request, "limit", 100, 1, 1000) or 100
+        limit = v.query_int(request, "limit", 100, 1, MAX_TICKS) or 100
         before = v.query_int(request, "before", None, 1, MAX_MS)
         async with stores.pg.connection() as conn:
             return JSONResponse(await read_ticks(conn, iid, limit=limit, before=before))

@@ -25,22 +25,18 @@ def leaderboard_routes(stores: Stores, authenticate: Authenticate) -> list[BaseR
 
     async def leaderboard(request: Request) -> Response:
         trader = await authenticate(request)
-        scope = request.query_params.get("scope") or "overall"
-        if scope not in SCOPES:
-            raise v.invalid("scope", "must be overall or district")
         limit = v.query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
         district = v.query_int(request, "district_id", None, 1, MAX_DISTRICT)
-        if scope == "overall" and district is not None:
-            raise v.invalid("district_id", "only with scope=district")
+        # No scope: the district board when a district is named, else the overall one. With
+        # scope=overall a district_id plays no part (each parameter valid alone stays valid).
+        scope = request.query_params.get("scope") or ("district" if district is not None else "overall")
+        if scope not in SCOPES:
+            raise v.invalid("scope", "must be overall or district")
         if scope == "district":
             district = district if district is not None else trader.district_id
             if district is None:
-                raise ApiError(
-                    422,
-                    "missing_field",
-                    "district_id is required: you are in no district",
-                    extra={"field": "district_id"},
-                )
+                # a valid request the caller's state cannot serve: no board of his own
+                raise ApiError(404, "no_district", "you are in no district: name one with district_id")
         key = board_key(stores, scope, district)
         entries = await boards.top(key, limit)
         rank, equity = await boards.me(key, trader.user_id)

@@ -20,6 +20,8 @@ Authenticate = Callable[[Request], Awaitable[Trader]]
 MAX_ID = 2**53 - 1
 SIDES = ("long", "short")
 MAX_FILTER = 100
+MAX_PAGE = 200
+"""Most items a page of instruments or trades holds (``limit``)."""
 """Longest ``team``/``position`` filter of the instrument list (characters)."""
 
 
@@ -30,7 +32,7 @@ def trading_routes(
 
     async def list_instruments(request: Request) -> Response:
         await authenticate(request)
-        limit = v.query_int(request, "limit", 50, 1, 200) or 50
+        limit = v.query_int(request, "limit", 50, 1, MAX_PAGE) or 50
         after = v.query_int(request, "cursor", 0, 0, MAX_ID) or 0
         team = v.query_text(request, "team", MAX_FILTER)
         position = v.query_text(request, "position", MAX_FILTER)
@@ -105,7 +107,7 @@ def trading_routes(
 
     async def trades(request: Request) -> Response:
         trader = await authenticate(request)
-        limit = v.query_int(request, "limit", 50, 1, 200) or 50
+        limit = v.query_int(request, "limit", 50, 1, MAX_PAGE) or 50
         before = v.query_int(request, "before", MAX_ID, 1, MAX_ID) or MAX_ID
         async with stores.pg.connection() as conn:
             cur = await conn.execute(

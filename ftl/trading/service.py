@@ -65,6 +65,8 @@ def rejection(code: str) -> ApiError:
         return ApiError(404, "not_found" if what == "position" else "unknown_instrument", f"no such {what}")
     if code in _STATE:
         return ApiError(409, code, _MESSAGES.get(code, code))
+    if code == r.BAD_QTY:  # the route checked its range: more than the position holds
+        return ApiError(409, "qty_exceeds_position", "qty is more than the position holds")
     if code in (r.RECOVERING, r.NO_USED_KEYS, r.KEY_USED):
         return ApiError(
             503,

@@ -17,7 +17,7 @@ from ftl.trading.leaderboard_routes import leaderboard_routes
 from ftl.trading.routes import trading_routes
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from ftl.trading.service import Trader, Traders
-from ftl.web import openapi
+from ftl.web import api_docs, openapi
 from ftl.web.errors import EXCEPTION_HANDLERS
 from ftl.web.health_routes import health_routes
 from ftl.web.static_routes import static_routes
@@ -28,7 +28,7 @@ async def openapi_json(request: Request) -> Response:
 
 
 async def openapi_page(request: Request) -> Response:
-    return HTMLResponse(openapi.docs_page())
+    return HTMLResponse(api_docs.docs_page())
 
 
 def build_api(stores: Stores, health: Health) -> Starlette:

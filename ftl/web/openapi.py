@@ -1,91 +1,38 @@
-"""The OpenAPI 3.1 document of the REST API (``/api/openapi.json``) and a readable page of it."""
+"""The OpenAPI 3.1 document of the REST API (``/api/openapi.json``): one row per endpoint."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
-INT = {"type": "integer"}
-CENTS = {"type": "integer", "description": "money in integer cents"}
-STR = {"type": "string"}
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        out["required"] = required
-    return out
-
-
-WALLET = _obj({"available": CENTS, "locked": CENTS, "equity": CENTS})
-USER = _obj({"id": INT, "email": STR, "name": STR, "district_id": {"type": ["integer", "null"]}})
-TOKENS = _obj(
-    {
-        "access_token": STR,
-        "refresh_token": STR,
-        "token_type": {"const": "Bearer"},
-        "expires_in": INT,
-        "user": USER,
-    }
+from ftl.auth.body import EMAIL_PATTERN, MAX_EMAIL
+from ftl.auth.body import MAX_INT as MAX_DISTRICT_ID
+from ftl.pricing.routes import MAX_MS, MAX_TICKS
+from ftl.trading import amm
+from ftl.trading.leaderboard_routes import MAX_DISTRICT
+from ftl.trading.leaderboard_routes import MAX_LIMIT as MAX_BOARD
+from ftl.trading.routes import MAX_FILTER, MAX_ID, MAX_PAGE
+from ftl.web.openapi_schemas import (
+    CENTS,
+    ERROR,
+    ID,
+    ID_VALUE,
+    IDEM,
+    INSTRUMENT,
+    INT,
+    NULLABLE_INT,
+    POSITION,
+    PRICE,
+    QTY,
+    STR,
+    TOKENS,
+    TRADE,
+    TRADE_REPLY,
+    WALLET,
+    _int,
+    _obj,
+    _q,
+    _text,
 )
-INSTRUMENT = _obj(
-    {
-        "id": INT,
-        "player_id": INT,
-        "name": STR,
-        "team": STR,
-        "position": STR,
-        "price": CENTS,
-        "index_price": CENTS,
-        "skew": INT,
-        "status": {"enum": ["open", "halted", "closed"]},
-    }
-)
-POSITION = _obj(
-    {
-        "id": INT,
-        "instrument_id": INT,
-        "side": {"enum": ["long", "short"]},
-        "qty": INT,
-        "entry_price": CENTS,
-        "margin": CENTS,
-        "leverage": INT,
-        "status": STR,
-    }
-)
-TRADE = _obj(
-    {
-        "id": INT,
-        "kind": {"enum": ["open", "close", "liquidation"]},
-        "position_id": INT,
-        "instrument_id": INT,
-        "side": STR,
-        "qty": INT,
-        "price": CENTS,
-        "notional": CENTS,
-        "fee": CENTS,
-        "margin": CENTS,
-        "realised_pnl": CENTS,
-        "payout": CENTS,
-        "ts": INT,
-    }
-)
-TRADE_REPLY = _obj({"position": POSITION, "trade": TRADE, "wallet": WALLET})
-ERROR = _obj({"error": _obj({"code": STR, "message": STR}, ["code", "message"])}, ["error"])
-IDEM = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": True,
-    "schema": {"type": "string", "maxLength": 200},
-    "description": "same key + same body returns the first answer; another body: 409",
-}
-
-
-def _q(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema}
-
-
-ID = {"name": "id", "in": "path", "required": True, "schema": INT}
 
 # (method, path, summary, auth, params, request schema, (status, response schema), error codes)
 ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list[str]]] = [
@@ -95,7 +42,10 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Sign in with a Google ID token",
         False,
         [],
-        _obj({"id_token": STR, "district_id": INT}, ["id_token"]),
+        _obj(
+            {"id_token": STR, "district_id": {**_int(1, MAX_DISTRICT_ID), "type": ["integer", "null"]}},
+            ["id_token"],
+        ),
         (200, TOKENS),
         ["invalid_token", "token_expired", "wrong_audience", "rate_limited"],
     ),
@@ -125,7 +75,14 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Dev login (404 when FTL_ENV=production)",
         False,
         [],
-        _obj({"email": STR, "name": STR, "district_id": INT}, ["email"]),
+        _obj(
+            {
+                "email": {"type": "string", "maxLength": MAX_EMAIL, "pattern": EMAIL_PATTERN},
+                "name": {**_text(200), "type": ["string", "null"]},
+                "district_id": {**_int(1, MAX_DISTRICT_ID), "type": ["integer", "null"]},
+            },
+            ["email"],
+        ),
         (200, TOKENS),
         ["not_found", "rate_limited"],
     ),
@@ -136,7 +93,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         True,
         [],
         None,
-        (200, _obj({"id": INT, "email": STR, "name": STR, "district_id": INT, "wallet": WALLET})),
+        (200, _obj({"id": INT, "email": STR, "name": STR, "district_id": NULLABLE_INT, "wallet": WALLET})),
         ["missing_token"],
     ),
     (
@@ -146,7 +103,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         False,
         [],
         None,
-        (200, _obj({"google_client_id": STR, "dev_login": {"type": "boolean"}})),
+        (200, _obj({"google_client_id": {"type": ["string", "null"]}, "dev_login": {"type": "boolean"}})),
         [],
     ),
     (
@@ -154,7 +111,12 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "/api/instruments",
         "Players, filtered and paginated",
         True,
-        [_q("team", STR), _q("position", STR), _q("limit", INT), _q("cursor", STR)],
+        [
+            _q("team", _text(MAX_FILTER)),
+            _q("position", _text(MAX_FILTER)),
+            _q("limit", _int(1, MAX_PAGE)),
+            _q("cursor", _int(0, MAX_ID, "next_cursor of the page before")),
+        ],
         None,
         (
             200,
@@ -179,7 +141,12 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "/api/instruments/{id}/quote",
         "What opening a position would cost now",
         True,
-        [ID, _q("side", {"enum": ["long", "short"]}, True), _q("qty", INT, True), _q("leverage", INT)],
+        [
+            ID,
+            _q("side", {"enum": ["long", "short"]}, True),
+            _q("qty", QTY, True),
+            _q("leverage", _int(amm.MIN_LEVERAGE, amm.MAX_LEVERAGE)),
+        ],
         None,
         (200, _obj({"price": CENTS, "notional": CENTS, "fee": CENTS, "margin": CENTS})),
         ["unknown_instrument", "invalid_field", "out_of_range"],
@@ -189,7 +156,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "/api/instruments/{id}/ticks",
         "Index price history",
         True,
-        [ID, _q("limit", INT), _q("before", INT)],
+        [ID, _q("limit", _int(1, MAX_TICKS)), _q("before", _int(1, MAX_MS, "ms since the epoch"))],
         None,
         (
             200,
@@ -214,11 +181,11 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         [IDEM],
         _obj(
             {
-                "instrument_id": INT,
+                "instrument_id": ID_VALUE,
                 "side": {"enum": ["long", "short"]},
-                "qty": {"type": "integer", "minimum": 1, "maximum": 100000},
-                "leverage": {"type": "integer", "minimum": 1, "maximum": 5},
-                "acceptable_price": CENTS,
+                "qty": QTY,
+                "leverage": _int(amm.MIN_LEVERAGE, amm.MAX_LEVERAGE),
+                "acceptable_price": PRICE,
             },
             ["instrument_id", "side", "qty", "leverage", "acceptable_price"],
         ),
@@ -248,7 +215,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Close a position in whole or in part",
         True,
         [ID, IDEM],
-        _obj({"qty": INT, "acceptable_price": CENTS}, ["acceptable_price"]),
+        _obj({"qty": QTY, "acceptable_price": PRICE}, ["acceptable_price"]),
         (200, TRADE_REPLY),
         [
             "not_found",
@@ -295,7 +262,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "/api/trades",
         "The caller's trades, newest first",
         True,
-        [_q("limit", INT), _q("before", INT)],
+        [_q("limit", _int(1, MAX_PAGE)), _q("before", ID_VALUE)],
         None,
         (200, _obj({"items": {"type": "array", "items": TRADE}})),
         [],
@@ -305,7 +272,18 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "/api/leaderboard",
         "Ranking by equity, overall or per district",
         True,
-        [_q("scope", {"enum": ["overall", "district"]}), _q("district_id", INT), _q("limit", INT)],
+        [
+            _q("scope", {"enum": ["overall", "district"]}),
+            _q(
+                "district_id",
+                _int(
+                    1,
+                    MAX_DISTRICT,
+                    "the district board (no scope: scope=district); unused with scope=overall",
+                ),
+            ),
+            _q("limit", _int(1, MAX_BOARD)),
+        ],
         None,
         (
             200,
@@ -340,6 +318,13 @@ def document() -> dict[str, Any]:
             "description": "error; codes include " + ", ".join(codes or ["see docs"]),
             "content": {"application/json": {"schema": ERROR}},
         }
+        op["responses"]["503"] = {
+            "description": "a store is unavailable or being rebuilt (database_unavailable, "
+            "cache_unavailable, recovering; trades also outcome_unknown, not_confirmed): retry "
+            "after Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": ERROR}},
+        }
         paths.setdefault(path, {})[method] = op
     return {
         "openapi": "3.1.0",
@@ -353,30 +338,3 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
     }
-
-
-def docs_page() -> str:
-    """``/api/docs``: Swagger UI (vendored under ``static/vendor/swagger-ui``, no CDN) on
-    ``/api/openapi.json``; without JavaScript, a table of the endpoints."""
-    rows = []
-    for method, path, summary, auth, _params, _body, (status, _r), codes in ENDPOINTS:
-        rows.append(
-            f"<tr><td><code>{method.upper()} {html.escape(path)}</code></td>"
-            f"<td>{html.escape(summary)}</td><td>{'Bearer' if auth else '-'}</td>"
-            f"<td>{status}</td><td>{html.escape(', '.join(codes))}</td></tr>"
-        )
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>FTL API</title>"
-        '<meta name=viewport content="width=device-width, initial-scale=1">'
-        "<link rel=stylesheet href=/static/vendor/swagger-ui/swagger-ui.css></head><body>"
-        "<div id=docs></div><noscript><style>body{font-family:system-ui;margin:2rem}td,th"
-        "{padding:.3rem .6rem;border-bottom:1px solid #ccc;text-align:left;vertical-align:top}"
-        "</style><h1>FTL API</h1><p>Money and prices are integer cents. Errors are "
-        '<code>{"error": {"code", "message"}}</code>. Machine-readable: '
-        "<a href=/api/openapi.json>/api/openapi.json</a>.</p><table><tr><th>endpoint</th>"
-        "<th>does</th><th>auth</th><th>success</th><th>error codes</th></tr>"
-        + "".join(rows)
-        + "</table></noscript>"
-        "<script src=/static/vendor/swagger-ui/swagger-ui-bundle.js></script>"
-        "<script src=/static/api-docs.js></script></body></html>"
-    )

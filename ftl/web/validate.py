@@ -135,8 +135,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def integer(body: Mapping[str, Any], name: str, lo: int, hi: int) -> int:
-    """A JSON integer (not a float, bool or string) within ``lo..hi``."""
+    """A JSON integer within ``lo..hi``: a number with no fractional part (``5`` or ``5.0``, which
+    JSON and JSON Schema hold to be the same number), not a bool, a string or ``5.5``."""
     value = body.get(name)
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_INT:
+        value = int(value)  # exact: integral and within 2^53
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(name, "must be an integer")
     if not lo <= value <= hi:
@@ -161,8 +164,10 @@ def choice(body: Mapping[str, Any], name: str, options: Collection[str]) -> str:
 
 
 def query_int(request: Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """An integer query parameter within ``lo..hi``, ``default`` when absent; 422 when present but
+    not an ASCII integer (an empty value included) or out of range."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not is_ascii_int(raw):
         raise invalid(name, "must be an integer")

@@ -297,6 +297,11 @@ BAD_QUERIES: list[tuple[str, dict[str, str], int, str, str | None]] = [
     ("/api/trades", {"before": "\u0663"}, 422, "invalid_field", "before"),
     ("/api/leaderboard", {"limit": "²"}, 422, "invalid_field", "limit"),
     ("/api/leaderboard", {"scope": "district", "district_id": "\u0667"}, 422, "invalid_field", "district_id"),
+    # an integer parameter present but empty is not an integer (absent is its default)
+    ("/api/instruments", {"cursor": ""}, 422, "invalid_field", "cursor"),
+    ("/api/trades", {"limit": ""}, 422, "invalid_field", "limit"),
+    # a valid request the caller's state cannot serve: he is in no district
+    ("/api/leaderboard", {"scope": "district"}, 404, "no_district", None),
 ]
 
 
@@ -388,3 +393,31 @@ async def test_a_trade_naming_a_field_twice_is_422_and_changes_nothing(
     assert (r.json()["error"]["code"], r.json()["error"]["field"]) == ("duplicate_key", "qty")
     assert await snapshot(stores.redis, stores.keys) == before
     assert await _count(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user) == 0
+
+
+async def test_integral_json_numbers_are_integers_and_others_are_not(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    """JSON (and JSON Schema) hold 2 and 2.0 to be the same number; 2.5 is no integer."""
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    bad = await api.post("/api/positions/open", json=_open_body(iid, qty=2.5), headers=auth_for(user, "f1"))
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_field")
+    ok = await api.post(
+        "/api/positions/open", json=_open_body(iid, qty=2.0, leverage=1.0), headers=auth_for(user, "f2")
+    )
+    assert ok.status_code == 201, ok.text
+    assert (ok.json()["trade"]["qty"], ok.json()["position"]["leverage"]) == (2, 1)
+
+
+async def test_closing_more_than_the_position_holds_is_409_and_changes_nothing(
+    api: httpx.AsyncClient, stores: Stores, auth_for: Headers
+) -> None:
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    opened = await api.post("/api/positions/open", json=_open_body(iid, qty=3), headers=auth_for(user, "o"))
+    pid = opened.json()["position"]["id"]
+    wallet = await stores.redis.hgetall(stores.keys.wallet(user))
+    r = await api.post(
+        f"/api/positions/{pid}/close", json={"qty": 4, "acceptable_price": 1}, headers=auth_for(user, "c")
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "qty_exceeds_position"), r.text
+    assert await stores.redis.hgetall(stores.keys.wallet(user)) == wallet

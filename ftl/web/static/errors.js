@@ -60,6 +60,8 @@ const MESSAGES = {
   bad_user: "The trade was rejected (bad user).",
   bad_side: "Choose long or short.",
   bad_qty: "The quantity is not valid.",
+  qty_exceeds_position: "That is more than this position holds.",
+  no_district: "You are in no district yet: pick one to see a district leaderboard.",
   bad_leverage: "Leverage must be between 1 and 5.",
   bad_price: "The acceptable price is not valid.",
   bad_args: "The trade request was not valid.",
