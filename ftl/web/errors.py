@@ -9,7 +9,7 @@ import psycopg
 import psycopg_pool
 import redis.exceptions
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ftl import logs
@@ -77,6 +77,13 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     return error_response(500, "internal", "internal error; it has been logged")
 
 
+async def client_gone_handler(request: Request, exc: Exception) -> Response:
+    """The client hung up before its body arrived: nothing to answer and nothing wrong here, so
+    one info line, not an error traceback (anyone could flood the error log with them)."""
+    log.info("client disconnected mid-request", path=request.url.path)
+    return error_response(400, "client_disconnected", "the request body did not arrive")
+
+
 async def database_down_handler(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable", path=request.url.path, error=repr(exc))
     return error_response(
@@ -93,6 +100,7 @@ async def redis_down_handler(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: api_error_handler,
+    ClientDisconnect: client_gone_handler,
     psycopg.OperationalError: database_down_handler,
     psycopg_pool.PoolTimeout: database_down_handler,
     redis.exceptions.ConnectionError: redis_down_handler,

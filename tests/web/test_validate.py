@@ -170,3 +170,37 @@ async def test_odd_content_length_is_no_500(length: str, anyio_backend: str) -> 
         assert (status, body["error"]["code"]) == (413, "body_too_large")
     else:
         assert (status, body) == (200, {"a": 1})
+
+
+async def test_a_client_that_hangs_up_mid_body_is_no_error(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half a body, then the client is gone: one info line (not an error with a traceback, which
+    anyone could flood the log with) and no 500."""
+    from ftl.web import errors
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/echo", "raw_path": b"/echo", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "server": ("api.test", 80), "client": ("127.0.0.1", 1),
+    }  # fmt: skip
+    messages = [{"type": "http.request", "body": b'{"a": ', "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, Any]] = []
+    logged: list[tuple[str, str]] = []
+
+    class Recorder:
+        def __getattr__(self, level: str) -> Any:
+            return lambda event, **kw: logged.append((level, event))
+
+    monkeypatch.setattr(errors, "log", Recorder())
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await APP(scope, receive, send)
+    assert logged == [("info", "client disconnected mid-request")]
+    assert next(m["status"] for m in sent if m["type"] == "http.response.start") == 400

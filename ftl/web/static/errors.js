@@ -70,6 +70,7 @@ const MESSAGES = {
   wrong_instrument: "This position belongs to another player.",
   not_liquidatable: "This position cannot be liquidated.",
   // server
+  client_disconnected: "The request did not arrive whole. Please try again.",
   internal: "Something went wrong on our side. It has been logged; please try again.",
   database_unavailable: "The database is not answering. Please try again in a moment.",
   cache_unavailable: "The trading engine is not answering. Please try again in a moment.",
