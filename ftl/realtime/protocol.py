@@ -28,6 +28,8 @@ class Close(IntEnum):
     """Close codes the server sends (docs/protocol.md)."""
 
     GOING_AWAY = 1001  # server shutting down: reconnect to another replica
+    PROTOCOL_ERROR = 1002  # a frame with RSV bits set (no extension is negotiated)
+    UNSUPPORTED_DATA = 1003  # a TEXT frame: every message is a binary MessagePack map
     POLICY_VIOLATION = 1008  # too many bad messages
     MESSAGE_TOO_BIG = 1009  # a client frame above MAX_CLIENT_FRAME
     UNAUTHORIZED = 4001  # no valid auth within AUTH_TIMEOUT_S, a message before auth, or a bad token

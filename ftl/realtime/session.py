@@ -86,7 +86,11 @@ class Session(WSListener):
         self.last_rx = time.monotonic()
         self.ping_sent_at = 0.0
         kind = frame.msg_type
-        if kind == WSMsgType.BINARY or kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:  # RFC 6455 5.2: no extension was negotiated
+            self.kill(Close.PROTOCOL_ERROR, "RSV bits set without an extension")
+        elif kind == WSMsgType.TEXT:  # every message is a binary MessagePack map (docs/protocol.md)
+            self.kill(Close.UNSUPPORTED_DATA, "text frames are not accepted: send binary MessagePack")
+        elif kind == WSMsgType.BINARY or kind == WSMsgType.CONTINUATION:
             if not frame.fin or kind == WSMsgType.CONTINUATION:
                 self._invalid(protocol.Invalid("bad_message", "fragmented messages are not accepted"))
             else:

@@ -179,8 +179,6 @@ async def test_bad_input_never_hurts_others(
     assert (await recv(bad))["code"] == "unknown_op"
     await send(bad, {"op": "subscribe", "ids": list(range(1, 501))})
     assert (await recv(bad))["code"] == "too_many_ids"
-    await bad.send("text frame")
-    assert (await recv(bad))["code"] == "bad_message"
     await send(bad, {"op": "subscribe", "ids": list(range(1, 10_001))})  # ~30 KB frame
     assert await closed_code(bad) == Close.MESSAGE_TOO_BIG
     await publish(redis_client, keys, 1, 1111, 2)
@@ -297,3 +295,41 @@ async def test_health_endpoints_on_the_ws_port(ws_server: WsServer) -> None:
     assert (await get("/nope"))[0] == 404
     ws_server.health.draining = True
     assert (await get("/readyz"))[0] == 503
+
+
+async def test_a_text_frame_closes_with_1003(ws_server: WsServer, tokens: Tokens) -> None:
+    """Every message is a binary MessagePack map: text is not read as if it were binary."""
+    ws = await authed(ws_server, tokens)
+    await ws.send(msgpack.packb({"op": "ping"}).decode("latin-1"))  # the same bytes, as text
+    assert await closed_code(ws) == Close.UNSUPPORTED_DATA
+
+
+async def _raw_frames_until_close(port: int, token: str, frame: bytes) -> int:
+    """Upgrade by hand, send ``frame`` as it is, and return the close code the server sends."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    writer.write(frame)
+    try:
+        while True:  # server frames are unmasked; payloads here are short (< 126 bytes)
+            b0, b1 = await asyncio.wait_for(reader.readexactly(2), 5)
+            payload = await reader.readexactly(b1 & 0x7F)
+            if b0 & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big")
+    finally:
+        writer.close()
+
+
+async def test_a_frame_with_rsv_bits_closes_with_1002(ws_server: WsServer, tokens: Tokens) -> None:
+    """RFC 6455 5.2: RSV bits without a negotiated extension fail the connection."""
+    payload = msgpack.packb({"op": "ping"})
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    frame = bytes([0x80 | 0x40 | 0x2, 0x80 | len(payload)]) + mask + masked  # FIN, RSV1, binary
+    assert await _raw_frames_until_close(ws_server.port, tokens.issue_access(1), frame) == 1002
