@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check ftl tests scripts
 	$(BIN)/ruff format --check ftl tests scripts
 	$(BIN)/mypy --strict ftl
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format ftl tests scripts

@@ -156,7 +156,7 @@ def _seed(settings: config.Settings, path: str | None) -> int:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             await write_instruments(conn, seeds)
         if settings.redis_url:
-            from ftl.stores import Stores
+            from ftl.persistence.stores import Stores
             from ftl.trading.seed import load_hot_instruments
 
             stores = await Stores.open(settings, settings.redis_url, database_url)
@@ -188,7 +188,7 @@ def _healthcheck(settings: config.Settings) -> int:
 
 def _audit(settings: config.Settings, wait_s: float, attempts: int) -> int:
     from ftl.audit import audit, embedded_urls
-    from ftl.stores import Stores
+    from ftl.persistence.stores import Stores
 
     redis_url, database_url = settings.redis_url, settings.database_url
     if not (redis_url and database_url):

@@ -27,7 +27,7 @@ from ftl.persistence.embedded import EmbeddedPostgres, EmbeddedRedis
 from ftl.persistence.keys import Keys
 from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.scripts import Scripts
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.web.api import build_api
 from tests.helpers import with_database
 

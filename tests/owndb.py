@@ -14,7 +14,7 @@ import pytest
 
 from ftl.config import Settings
 from ftl.persistence.migrations import migrate_sync
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from tests.helpers import with_database
 
 

@@ -384,11 +384,11 @@ async def test_api_killed_between_lua_and_postgres_flusher_persists(redis_url: s
 
 async def test_flusher_killed_mid_batch_loses_and_doubles_nothing(redis_url: str, fresh_db: str) -> None:
     from ftl.config import Settings
-    from ftl.persistence.flusher import GROUP
     from ftl.persistence.recovery import rebuild
-    from ftl.stores import Stores
+    from ftl.persistence.stores import Stores
     from ftl.trading.results import CloseResult, OpenResult
     from ftl.trading.scripts import TradingScripts
+    from ftl.worker.flusher import GROUP
     from tests.persistence.support import load_used_keys
 
     instruments = [21, 22, 23, 24]

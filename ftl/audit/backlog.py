@@ -8,7 +8,7 @@ from typing import Any
 
 from ftl.audit.replies import as_text
 from ftl.audit.report import EXAMPLES
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 
 async def outbox_behind(stores: Stores, watermark: int) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftl.audit.report import EXAMPLES
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 
 @dataclass

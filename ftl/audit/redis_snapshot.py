@@ -8,7 +8,7 @@ from typing import Any
 
 from ftl.audit.backlog import dead_letters
 from ftl.audit.replies import as_int, as_text
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 SNAPSHOT_CHUNK = 5000
 

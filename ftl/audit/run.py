@@ -28,7 +28,7 @@ from ftl.audit.pg_snapshot import snapshot_pg
 from ftl.audit.redis_snapshot import snapshot_redis
 from ftl.audit.replies import as_int
 from ftl.audit.report import AuditReport
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 
 async def audit(stores: Stores, *, wait_s: float = 30.0, attempts: int = 3) -> AuditReport:

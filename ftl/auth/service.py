@@ -18,7 +18,7 @@ from ftl.auth.keyring import load_keyring
 from ftl.auth.ratelimit import RateLimit
 from ftl.auth.refresh import RefreshStore
 from ftl.auth.tokens import Tokens
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 log = logs.get(__name__)
 

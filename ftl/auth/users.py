@@ -10,7 +10,7 @@ from psycopg import errors as pg_errors
 
 from ftl.auth.google import GoogleIdentity
 from ftl.persistence.hot import ensure_wallet, start_used_keys, sync_district
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.web.errors import ApiError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftl import logs
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 log = logs.get(__name__)
 

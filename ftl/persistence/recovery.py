@@ -23,7 +23,7 @@ import msgpack
 from ftl import logs
 from ftl.persistence import ledger
 from ftl.persistence.leader import LeaderLock
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 log = logs.get(__name__)
 

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ftl.persistence.stores import Stores
 from ftl.pricing.ticks import read_ticks
-from ftl.stores import Stores
 from ftl.web import validate as v
 
 MAX_TICKS = 1000

@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 
 from ftl import logs
 from ftl.persistence.leader import LeaderLock
+from ftl.persistence.stores import Stores
 from ftl.pricing import demo, ticks
 from ftl.pricing.feed import open_feed
 from ftl.pricing.model import IndexChange
 from ftl.pricing.normalise import Normaliser, PlayerState
 from ftl.pricing.poller import Poller
-from ftl.stores import Stores
 from ftl.trading.results import Rejected
 from ftl.trading.scripts import TradingScripts
 

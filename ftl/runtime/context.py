@@ -9,7 +9,7 @@ from ftl.config import Settings
 from ftl.health import Health
 
 if TYPE_CHECKING:
-    from ftl.stores import Stores
+    from ftl.persistence.stores import Stores
 
 
 @dataclass

@@ -8,8 +8,8 @@ import contextlib
 from ftl import logs
 from ftl.health_http import HealthServer
 from ftl.persistence.embedded import DataDirLock, EmbeddedPostgres, EmbeddedRedis
+from ftl.persistence.stores import Stores
 from ftl.runtime.context import Runtime
-from ftl.stores import Stores
 
 log = logs.get(__name__)
 
@@ -162,7 +162,7 @@ class FlusherService:
         log.info("flusher health port open", port=self.server.port)
 
     async def run(self) -> None:
-        from ftl.persistence.flusher import Flusher
+        from ftl.worker.flusher import Flusher
 
         try:
             await Flusher(self.runtime.stores).run(self._stopped)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading import amm
 
 _LIVE_FIELDS = ("index", "skew", "depth", "status", "index_ts")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ftl.config import Settings
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 TIE_BITS = 22
 TIE_SLOTS = 1 << TIE_BITS

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.leaderboard import SCOPES, Boards, board_key
 from ftl.trading.service import Trader
 from ftl.web import validate as v

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading import amm, catalog
 from ftl.trading.scripts import TradingScripts
 from ftl.trading.service import Trader, Traders, TradeService

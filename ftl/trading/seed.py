@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 DEFAULT_DEPTH = 50_000
 DEFAULT_CAP = 25_000

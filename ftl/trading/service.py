@@ -24,7 +24,7 @@ from ftl.persistence import ledger
 from ftl.persistence.hot import ensure_wallet, sync_district
 from ftl.persistence.ledger import Outcome
 from ftl.persistence.ledger_writer import LedgerWriter
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading import idempotency
 from ftl.trading import results as r
 from ftl.trading.results import CloseResult, OpenResult, Rejected, close_result, open_result

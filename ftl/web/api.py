@@ -11,8 +11,8 @@ from ftl.auth.deps import current_user
 from ftl.auth.routes import auth_routes, mount_auth
 from ftl.auth.service import AuthService
 from ftl.health import Health
+from ftl.persistence.stores import Stores
 from ftl.pricing.routes import pricing_routes
-from ftl.stores import Stores
 from ftl.trading.leaderboard_routes import leaderboard_routes
 from ftl.trading.routes import trading_routes
 from ftl.trading.scripts import TradingConfig, TradingScripts

@@ -9,11 +9,11 @@ import sys
 import pytest
 
 from ftl.audit import AuditReport, audit
-from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import persist_trade
 from ftl.persistence.recovery import rebuild
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import CloseResult, OpenResult
+from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
 

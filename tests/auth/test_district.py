@@ -6,7 +6,7 @@ import secrets
 
 import httpx
 
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import OpenResult
 from tests.auth.fake_google import mint
 from tests.auth.support import bearer, dev_login, unique_email

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from tests.auth.fake_google import (
     FakeGoogle,
     mint,

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from ftl.auth.refresh import RefreshStore
 from ftl.auth.tokens import Tokens
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.web.errors import ApiError
 from tests.auth.support import bearer, dev_login, error_code
 

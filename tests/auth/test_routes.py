@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from ftl.health import Health
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.web.api import build_api
 from tests.auth.support import bearer, dev_login, error_code, unique_email
 

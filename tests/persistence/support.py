@@ -6,7 +6,7 @@ import secrets
 
 from ftl.persistence.hot import ensure_wallet
 from ftl.persistence.ledger import new_epoch, used_keys
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from ftl.trading.seed import InstrumentSeed, seed
 

@@ -11,7 +11,7 @@ import pytest
 from ftl.persistence.groupcommit import Batcher
 from ftl.persistence.ledger import Outcome, params, write_each, write_rows
 from ftl.persistence.ledger_writer import LedgerWriter
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import OpenResult
 from tests.persistence.support import make_instrument, make_trader, trading
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ftl.persistence.hot import ensure_wallet, sync_district
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import DISTRICT_MISMATCH, OpenResult, Rejected
 from tests.persistence.support import make_instrument, make_trader, trading
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftl.persistence.flusher import GROUP, Flusher
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import CloseResult, OpenResult
+from ftl.worker.flusher import GROUP, Flusher
 from tests.persistence.support import make_instrument, make_trader, trading
 
 

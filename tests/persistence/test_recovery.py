@@ -11,7 +11,7 @@ from ftl.persistence import recovery
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import Outcome, persist_trade
 from ftl.persistence.recovery import ensure_hot_state, hot_state_present, rebuild
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from tests.persistence.support import load_used_keys, make_instrument, make_trader, trading, wipe_redis

@@ -6,9 +6,9 @@ import time
 
 import msgpack
 
+from ftl.persistence.stores import Stores
 from ftl.pricing.model import IndexChange
 from ftl.pricing.runner import PriceFeed
-from ftl.stores import Stores
 from tests.helpers import await_for
 from tests.persistence.support import make_instrument
 

@@ -6,8 +6,8 @@ import httpx
 from starlette.applications import Starlette
 
 from ftl.health import Health
+from ftl.persistence.stores import Stores
 from ftl.realtime.server import WsServer
-from ftl.stores import Stores
 from tests.helpers import await_for
 from tests.persistence.support import make_instrument, make_trader
 from tests.realtime.conftest import TEST_OPTIONS, recv, send

@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 
 from ftl.audit import audit
-from ftl.persistence.flusher import Flusher
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import Outcome
 from ftl.persistence.recovery import ensure_hot_state
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.service import Trader, TradeService
 from ftl.web.errors import ApiError
+from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
 # keys_read: the api read a user's used keys from PostgreSQL and has not loaded them into Redis

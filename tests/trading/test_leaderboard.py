@@ -8,8 +8,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from ftl.persistence.marks import Marks
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
+from ftl.worker.marks import Marks
 from tests.persistence.support import make_trader
 
 T0 = 1_781_000_000_000  # ms, mid June 2026

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from ftl.persistence.processes import free_port
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from tests.persistence.support import make_instrument, make_trader
 from tests.trading.support import snapshot
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from ftl.audit import audit
-from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.persistence.recovery import rebuild
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.service import Trader, TradeService
 from ftl.web.errors import ApiError
+from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from ftl.persistence.hot import start_used_keys
 from ftl.persistence.recovery import rebuild
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.idempotency import key_hash
 from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.service import Trader, TradeService

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ftl.audit import audit
-from ftl.persistence.flusher import DEAD_LETTERS, Flusher, unsettled_age_s
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import OpenResult
+from ftl.worker.flusher import DEAD_LETTERS, Flusher, unsettled_age_s
 from tests.persistence.support import make_instrument, make_trader, trading
 
 

@@ -2,7 +2,7 @@
 
 Recomputed for the holders of every instrument whose mark moved since the last pass
 (``mtm:marks``) and for every user queued in ``mtm:users`` (they traded); the keys belong to
-:class:`ftl.persistence.marks.Marks`.
+:class:`ftl.worker.marks.Marks`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ftl.persistence.mark_values import Market, Pos, chunks, text
 from ftl.trading import amm
 from ftl.trading.leaderboard import equity_of, has_tie_break
+from ftl.worker.mark_values import Market, Pos, chunks, text
 
 if TYPE_CHECKING:
-    from ftl.persistence.marks import Marks
+    from ftl.worker.marks import Marks
 
 
 async def mark_to_market(marks: Marks, now: int | None = None) -> int:

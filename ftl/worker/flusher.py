@@ -33,10 +33,10 @@ from ftl import logs
 from ftl.persistence import ledger
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import Outcome
-from ftl.persistence.marks import Marks
 from ftl.persistence.recovery import ensure_hot_state
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.leaderboard import TieBreak
+from ftl.worker.marks import Marks
 
 log = logs.get(__name__)
 
@@ -117,7 +117,7 @@ class Flusher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._group_ready = False
-        # Leaderboards, mark-to-market and liquidation sweep (ftl/persistence/marks.py).
+        # Leaderboards, mark-to-market and liquidation sweep (ftl/worker/marks.py).
         s = stores.settings
         self.marks = (
             marks

@@ -2,7 +2,7 @@
 
 Run by the flusher: :meth:`Marks.track` after each outbox batch is written, :meth:`Marks.tick`
 after each pass. This module holds the position index and the schedule; the passes are in
-:mod:`ftl.persistence.liquidation` and :mod:`ftl.persistence.mark_to_market`. Redis keys of its
+:mod:`ftl.worker.liquidation` and :mod:`ftl.worker.mark_to_market`. Redis keys of its
 own (all rebuildable from PostgreSQL plus the position hashes):
 
 | key | type | content |
@@ -31,14 +31,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ftl import logs
-from ftl.persistence import liquidation
-from ftl.persistence import mark_to_market as mtm
-from ftl.persistence.liquidation import SweepStats
-from ftl.persistence.mark_values import CHUNK, POS_FIELDS, Market, Pos, chunks, entry_field, parse_pos, text
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading import amm
 from ftl.trading.leaderboard import TieBreak, latest_snapshot, take_snapshot
 from ftl.trading.scripts import TradingConfig, TradingScripts, now_ms
+from ftl.worker import liquidation
+from ftl.worker import mark_to_market as mtm
+from ftl.worker.liquidation import SweepStats
+from ftl.worker.mark_values import CHUNK, POS_FIELDS, Market, Pos, chunks, entry_field, parse_pos, text
 
 __all__ = ["CHUNK", "MTM_DUTY", "Market", "Marks", "Pos", "SweepStats"]
 
@@ -224,7 +224,7 @@ class Marks:
     async def tracked_instruments(self) -> list[int]:
         return sorted(int(text(m)) for m in await self.redis.smembers(self.k_instruments))
 
-    # -- the passes (ftl/persistence/liquidation.py, ftl/persistence/mark_to_market.py) ------------
+    # -- the passes (ftl/worker/liquidation.py, ftl/worker/mark_to_market.py) ------------
 
     async def sweep(self) -> SweepStats:
         """Liquidate the positions past their liquidation price in every instrument whose mark

@@ -6,12 +6,12 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from ftl.persistence.flusher import Flusher
-from ftl.persistence.marks import Marks
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading import amm
 from ftl.trading.leaderboard import EXACT_EQUITY, TIE_SLOTS, TieBreak, equity_of, take_snapshot
 from ftl.trading.results import IndexResult, OpenResult
+from ftl.worker.flusher import Flusher
+from ftl.worker.marks import Marks
 from tests.persistence.support import make_instrument, make_trader, trading
 
 T0 = 1_781_000_000_000  # ms, mid June 2026

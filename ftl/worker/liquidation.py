@@ -1,6 +1,6 @@
 """The liquidation sweep: liquidate positions past their liquidation price where the mark moved.
 
-Candidates come from the position index of :class:`ftl.persistence.marks.Marks` (``liq:long:{iid}``,
+Candidates come from the position index of :class:`ftl.worker.marks.Marks` (``liq:long:{iid}``,
 ``liq:short:{iid}``, scored by liquidation price): a long is liquidatable at mark ``m`` iff
 ``m <= liq``, a short iff ``m > liq`` (the script makes the exact test). An instrument is swept
 again only when its ``mark:status`` differs from the one in ``liq:marks``.
@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ftl import logs
-from ftl.persistence.mark_values import Market, text
 from ftl.trading import results as r
 from ftl.trading.results import CloseResult
+from ftl.worker.mark_values import Market, text
 
 if TYPE_CHECKING:
-    from ftl.persistence.marks import Marks
+    from ftl.worker.marks import Marks
 
 log = logs.get(__name__)
 
