@@ -12,7 +12,7 @@
 2. Flusher lag: starts ``ftl run --role=flusher`` as its own process on the rebuilt state,
    drives the Lua trade scripts directly (no HTTP) at ``--rate`` trades/s from an open-loop
    generator, and samples the unsettled age every 20 ms: the age of the oldest trade whose outbox
-   entry is not settled or whose aggregates are not folded (ftl.persistence.flusher's
+   entry is not settled or whose aggregates are not folded (ftl.worker.flusher's
    ``unsettled_age_s``; without it, the oldest outbox entry's age). Goal p99 ≤ 250 ms.
 3. ``ftl audit`` on the final state (its time at this scale, and that it passes).
 
@@ -42,14 +42,14 @@ import psycopg
 
 from ftl import config, logs
 from ftl.audit import audit
-from ftl.persistence.flusher import Flusher
 from ftl.persistence.ledger import used_keys
 from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.processes import free_port
 from ftl.persistence.recovery import rebuild
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.results import NO_USED_KEYS, CloseResult, OpenResult, Rejected
 from ftl.trading.scripts import TradingScripts
+from ftl.worker.flusher import Flusher
 from scripts.benchsupport import UnsettledAge, bench_servers, pct, pg_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -332,7 +332,7 @@ async def _warm(stores: Stores, gen: Generator, limit_s: float = 300) -> float:
 
 
 class _NoMarks:
-    """Stands in for ftl.persistence.marks.Marks: the flush loop alone (outbox and dirty set)."""
+    """Stands in for ftl.worker.marks.Marks: the flush loop alone (outbox and dirty set)."""
 
     async def track(self, entries: Any) -> int:
         return 0

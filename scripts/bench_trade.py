@@ -22,7 +22,7 @@ running beside it. Each phase reports trades/s filled (2xx), p50/p95/p99 latency
 CPU µs per filled trade of the api, the PostgreSQL server (postmaster and all its children), Redis
 (INFO cpu), the flusher and this load generator, the busiest of them, and Lua µs per call (INFO
 commandstats). During saturation the flusher lag is sampled every 50 ms: the unsettled age
-(ftl.persistence.flusher.unsettled_age_s; until it exists, the oldest outbox entry's age).
+(ftl.worker.flusher.unsettled_age_s; until it exists, the oldest outbox entry's age).
 Then the ratio durable / fsync-off of the saturation throughput.
 
 --baseline adds, per target, the same workload against scripts/bench_baseline.py (open/close in
@@ -54,7 +54,7 @@ from ftl import config, logs
 from ftl.persistence.hot import start_used_keys
 from ftl.persistence.processes import free_port
 from ftl.persistence.recovery import rebuild
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 from ftl.trading.seed import InstrumentSeed, seed
 from scripts.bench_auth import JWT_KEYS, mint_tokens
 from scripts.benchsupport import (

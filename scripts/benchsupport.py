@@ -32,7 +32,7 @@ import psycopg
 import redis.asyncio as aioredis
 
 from ftl.persistence.embedded import EmbeddedPostgres, EmbeddedRedis
-from ftl.stores import Stores
+from ftl.persistence.stores import Stores
 
 PostgresKind = Literal["durable", "fsync-off"]
 POSTGRES_KINDS: tuple[PostgresKind, ...] = ("durable", "fsync-off")
@@ -395,9 +395,9 @@ async def oldest_outbox_age_s(stores: Stores) -> float:
 
 def _unsettled_age_fn() -> tuple[AgeProbe, str]:
     try:
-        from ftl.persistence import flusher
+        from ftl.worker import flusher
     except ImportError as exc:
-        return oldest_outbox_age_s, f"oldest outbox entry (ftl.persistence.flusher: {exc})"
+        return oldest_outbox_age_s, f"oldest outbox entry (ftl.worker.flusher: {exc})"
     fn: AgeProbe | None = getattr(flusher, "unsettled_age_s", None)
     if fn is None:
         return oldest_outbox_age_s, "oldest outbox entry (no flusher.unsettled_age_s yet)"
@@ -405,7 +405,7 @@ def _unsettled_age_fn() -> tuple[AgeProbe, str]:
 
 
 class UnsettledAge:
-    """The flusher's lag: ``ftl.persistence.flusher.unsettled_age_s`` (the age of the oldest trade
+    """The flusher's lag: ``ftl.worker.flusher.unsettled_age_s`` (the age of the oldest trade
     whose aggregates are not folded or whose outbox entry is not settled) where it exists, else,
     or once it fails, the age of the oldest outbox entry. ``source`` says which."""
 
