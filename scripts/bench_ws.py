@@ -327,10 +327,11 @@ def main() -> int:
         FTL_DATA_DIR=str(tmp),
         FTL_LOG_LEVEL="warning",
         FTL_DRAIN_S="0",
+        # /bench/raw and /bench/stats on each worker: scripts/hooks/sitecustomize.py (not the product)
+        FTL_BENCH_WS_HOOKS="1",
+        PYTHONPATH=str(Path(__file__).resolve().parent / "hooks"),
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ftl.realtime", "--workers", str(args.workers), "--bench-hooks"], env=env
-    )
+    server = subprocess.Popen([sys.executable, "-m", "ftl.realtime", "--workers", str(args.workers)], env=env)
     results: dict[str, Any] = {"sockets_target": args.sockets, "workers": args.workers}
     procs_: list[mp.Process] = []
     try:

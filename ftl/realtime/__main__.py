@@ -24,11 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (default 1)")
     parser.add_argument("--port", type=int, default=None, help="port (default FTL_WS_PORT)")
     parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--bench-hooks", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
-async def _serve(settings: config.Settings, workers: int, child: bool, bench: bool) -> int:
+async def _serve(settings: config.Settings, workers: int, child: bool) -> int:
     assert settings.redis_url is not None
     redis = aioredis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=1.0, socket_keepalive=True, health_check_interval=10
@@ -46,8 +45,7 @@ async def _serve(settings: config.Settings, workers: int, child: bool, bench: bo
         health,
         workers=1 if child else workers,
         reuse_port=True if child else None,
-        options=WsOptions(bench_hooks=bench),
-        child_args=["--bench-hooks"] if bench else [],
+        options=WsOptions(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ftl.realtime: FTL_REDIS_URL is required", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level, f"ws{args.worker}")
-    return asyncio.run(_serve(settings, args.workers, args.worker > 0, args.bench_hooks))
+    return asyncio.run(_serve(settings, args.workers, args.worker > 0))
 
 
 if __name__ == "__main__":

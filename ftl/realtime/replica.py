@@ -52,9 +52,7 @@ class Replica:
         verify: Verify | None = None,
         options: WsOptions | None = None,
         reuse_port: bool | None = None,
-        child_args: list[str] | None = None,
     ) -> None:
-        self.child_args = child_args or []
         self.settings = settings
         self.redis_url = redis_url
         self.workers = max(1, workers)
@@ -86,7 +84,7 @@ class Replica:
         env["FTL_REDIS_PREFIX"] = self.settings.redis_prefix
         for index in range(1, self.workers):
             child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ftl.realtime", "--worker", str(index), *self.child_args, env=env
+                sys.executable, "-m", "ftl.realtime", "--worker", str(index), env=env
             )
             self.children.append(child)
         if self.children:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from ftl import logs
 from ftl.auth.principal import Principal
 from ftl.health import Health, metrics_payload
 from ftl.persistence.keys import Keys
-from ftl.realtime import metrics, protocol
+from ftl.realtime import metrics
 from ftl.realtime.feed import PriceFeed
 from ftl.realtime.hub import Hub
 from ftl.realtime.protocol import AUTH_TIMEOUT_S, MAX_CLIENT_FRAME, Close
@@ -59,8 +57,6 @@ class WsOptions:
     tick_s: float = 1.0
     auth_timeout_s: float = AUTH_TIMEOUT_S
     backlog: int = 4096
-    bench_hooks: bool = False
-    """Serve /bench/raw and /bench/stats (scripts/bench_ws.py only; never in production)."""
 
 
 class KnownUsers:
@@ -283,35 +279,7 @@ class WsServer:
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_ok_response(payload, {"Content-Type": ctype}), None
             )
-        if self.options.bench_hooks and path.startswith(b"/bench/"):
-            return _json(200, self._bench(path, request.path))
         return None
-
-    def _bench(self, path: bytes, full: bytes) -> dict[str, Any]:
-        """The physical limit: write a pre-built frame to every socket in a bare loop."""
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        info: dict[str, Any] = {"pid": os.getpid(), "sockets": len(self.sessions)}
-        if path == b"/bench/raw":
-            rounds = int(full.partition(b"n=")[2] or b"1")
-            data = frame_bytes = protocol.frame(
-                protocol.price_update(1, 1, 1, int(time.time() * 1000), index=1, skew=0)
-            )
-            writes = [c.write for c in self.hub.clients if not c.paused]
-            cpu0, t0 = usage.ru_utime + usage.ru_stime, time.perf_counter()
-            for _ in range(rounds):
-                for write in writes:
-                    write(data)
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            info.update(
-                writes=rounds * len(writes),
-                cpu_s=after.ru_utime + after.ru_stime - cpu0,
-                wall_s=time.perf_counter() - t0,
-                frame_len=len(frame_bytes),
-            )
-        sent, seconds = self.hub.last_fanout
-        info.update(last_fanout_sockets=sent, last_fanout_s=seconds)
-        info["cpu_s_total"] = usage.ru_utime + usage.ru_stime
-        return info
 
     def _upgrade(self, request: WSUpgradeRequest) -> Route:
         if self.health.draining:

@@ -7,6 +7,7 @@ import base64
 import os
 import time
 
+import httpx
 import msgpack
 import pytest
 import redis.asyncio as aioredis
@@ -333,3 +334,10 @@ async def test_a_frame_with_rsv_bits_closes_with_1002(ws_server: WsServer, token
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     frame = bytes([0x80 | 0x40 | 0x2, 0x80 | len(payload)]) + mask + masked  # FIN, RSV1, binary
     assert await _raw_frames_until_close(ws_server.port, tokens.issue_access(1), frame) == 1002
+
+
+async def test_the_product_serves_no_bench_paths(ws_server: WsServer) -> None:
+    """/bench/* lives in scripts/hooks (the ws benchmark only), never in the ws role itself."""
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"http://127.0.0.1:{ws_server.port}/healthz")).status_code == 200
+        assert (await http.get(f"http://127.0.0.1:{ws_server.port}/bench/stats")).status_code != 200
