@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.requests import Request
 
-from ftl.auth.deps import bearer_token
 from ftl.auth.keyring import KeyRing
 from ftl.auth.tokens import Tokens
+from ftl.web.auth_deps import bearer_token
 
 _SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 JWT_KEYS = f"bench:{_SECRET}"

@@ -1,4 +1,5 @@
-"""Token failures as 401 ApiErrors with specific codes, and the unverified header of a compact JWS."""
+"""Token failures as refusals (unauthorized) with specific codes, and the unverified header of a
+compact JWS."""
 
 from __future__ import annotations
 
@@ -7,18 +8,15 @@ import binascii
 import json
 from typing import Any
 
-from ftl.web.errors import ApiError
+from ftl.errors import Kind, Refused
 
 MAX_TOKEN_CHARS = 8192
 
 
-def token_error(code: str, message: str) -> ApiError:
-    """A 401 telling the client why its token was refused (``WWW-Authenticate`` per RFC 6750)."""
-    return ApiError(401, code, message, headers={"WWW-Authenticate": f'Bearer error="{_rfc6750(code)}"'})
-
-
-def _rfc6750(code: str) -> str:
-    return "invalid_request" if code in ("missing_token", "malformed_token") else "invalid_token"
+def token_error(code: str, message: str) -> Refused:
+    """An unauthorized refusal telling the client why its token was refused (the HTTP edge adds
+    ``WWW-Authenticate`` per RFC 6750)."""
+    return Refused(Kind.UNAUTHORIZED, code, message)
 
 
 def _b64(segment: str) -> bytes:

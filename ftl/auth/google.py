@@ -13,7 +13,7 @@ from joserfc.errors import BadSignatureError, JoseError
 
 from ftl.auth.failures import require, token_error, unverified_header
 from ftl.auth.jwks import JwksCache, JwksUnavailable
-from ftl.web.errors import ApiError
+from ftl.errors import Kind, Refused
 
 ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 ALG = "RS256"
@@ -44,18 +44,20 @@ class GoogleVerifier:
         self.clock = clock
 
     async def verify(self, token: object) -> GoogleIdentity:
-        """The identity in a Google ID token; 401 ApiError with a specific code otherwise."""
+        """The identity in a Google ID token; 401 Refused with a specific code otherwise."""
         header = unverified_header(token)
         kid = require(header, ALG)
         if not self.client_ids:
-            raise ApiError(503, "google_not_configured", "Google sign-in is not configured here")
+            raise Refused(Kind.UNAVAILABLE, "google_not_configured", "Google sign-in is not configured here")
         try:
             key = await self.jwks.key(kid)
         except JwksUnavailable:
-            raise ApiError(
-                503, "google_unavailable", "Google's signing keys cannot be fetched; try again later",
-                headers={"Retry-After": "10"},
-            ) from None  # fmt: skip
+            raise Refused(
+                Kind.UNAVAILABLE,
+                "google_unavailable",
+                "Google's signing keys cannot be fetched; try again later",
+                retry_after_s=10,
+            ) from None
         if key is None:
             raise token_error("unknown_key", "the token was signed by a key Google does not list")
         assert isinstance(token, str)

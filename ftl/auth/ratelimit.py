@@ -6,8 +6,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ftl import logs
+from ftl.errors import Kind, Refused
 from ftl.persistence.keys import Keys
-from ftl.web.errors import ApiError
 
 log = logs.get(__name__)
 
@@ -38,7 +38,7 @@ class RateLimit:
             return
         if int(count) > self.limit:
             retry = max(int(ttl), 1)
-            raise ApiError(
-                429, "rate_limited", f"too many requests; retry in {retry} s",
-                headers={"Retry-After": str(retry)},
+            raise Refused(
+                Kind.RATE_LIMITED, "rate_limited", f"too many requests; retry in {retry} s",
+                retry_after_s=retry,
             )  # fmt: skip

@@ -30,7 +30,7 @@ class RefreshStore:
     async def rotate(
         self, claims: OurClaims, issue: Callable[[int, uuid.UUID], IssuedRefresh]
     ) -> IssuedRefresh:
-        """Spend the refresh token ``claims`` and return its successor; 401 ApiError if it is spent.
+        """Spend the refresh token ``claims`` and return its successor; 401 Refused if it is spent.
 
         The conditional UPDATE takes the row lock: of two concurrent rotations one matches, the
         other re-reads ``used_at`` after the first commits and is treated as a reuse.

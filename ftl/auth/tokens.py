@@ -13,7 +13,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from ftl.auth.failures import require, token_error, unverified_header
 from ftl.auth.keyring import KeyRing
 from ftl.auth.principal import FIRST_USER_ID, MAX_NUMERIC_DATE, MAX_USER_ID, Principal
-from ftl.web.validate import ascii_int
+from ftl.text import ascii_int
 
 ISSUER = "ftl"
 ALG = "HS256"
@@ -86,7 +86,7 @@ class Tokens:
         return IssuedRefresh(token, jti, family, exp)
 
     def verify(self, token: object, kind: Kind, *, check_exp: bool = True) -> OurClaims:
-        """Signature, issuer, kind and times of one of our tokens; 401 ApiError otherwise."""
+        """Signature, issuer, kind and times of one of our tokens; 401 Refused otherwise."""
         header = unverified_header(token)
         kid = require(header, ALG)
         key = self.ring.get(kid)

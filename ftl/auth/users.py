@@ -9,9 +9,9 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ftl.auth.google import GoogleIdentity
+from ftl.errors import Kind, Refused
 from ftl.persistence.hot import ensure_wallet, start_used_keys, sync_district
 from ftl.persistence.stores import Stores
-from ftl.web.errors import ApiError
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ async def google_user(stores: Stores, who: GoogleIdentity, district_id: int | No
                 (who.sub, who.name, district_id, who.email),
             )
         if row is None:
-            raise ApiError(409, "email_in_use", "another account already uses this email address")
+            raise Refused(Kind.CONFLICT, "email_in_use", "another account already uses this email address")
         user = User(*row)
         new = await _fund(conn, stores, user.id)
     await _hot_wallet(stores, user.id, district_id, new)
@@ -66,7 +66,7 @@ async def dev_user(stores: Stores, email: str, name: str | None, district_id: in
         )
         row: tuple[Any, ...] | None = await cur.fetchone()
         if row is None:
-            raise ApiError(403, "forbidden_account", "this account cannot sign in")
+            raise Refused(Kind.FORBIDDEN, "forbidden_account", "this account cannot sign in")
         user = User(*row)
         new = await _fund(conn, stores, user.id)
     await _hot_wallet(stores, user.id, district_id, new)

@@ -20,6 +20,7 @@ import psycopg
 import psycopg_pool
 
 from ftl import logs
+from ftl.errors import Kind, Refused
 from ftl.persistence import ledger
 from ftl.persistence.hot import ensure_wallet, sync_district
 from ftl.persistence.ledger import Outcome
@@ -29,7 +30,6 @@ from ftl.trading import idempotency
 from ftl.trading import results as r
 from ftl.trading.results import CloseResult, OpenResult, Rejected, close_result, open_result
 from ftl.trading.scripts import TradingScripts
-from ftl.web.errors import ApiError
 
 log = logs.get(__name__)
 _Result = TypeVar("_Result", OpenResult, CloseResult)
@@ -57,24 +57,26 @@ class Trader:
     district_id: int | None
 
 
-def rejection(code: str) -> ApiError:
+def rejection(code: str) -> Refused:
     if code == r.CONFLICT:
-        return ApiError(409, "idempotency_conflict", _MESSAGES[code])
+        return Refused(Kind.CONFLICT, "idempotency_conflict", _MESSAGES[code])
     if code in _MISSING:
         what = "instrument" if code == r.UNKNOWN_INSTRUMENT else "position"
-        return ApiError(404, "not_found" if what == "position" else "unknown_instrument", f"no such {what}")
+        return Refused(
+            Kind.NOT_FOUND, "not_found" if what == "position" else "unknown_instrument", f"no such {what}"
+        )
     if code in _STATE:
-        return ApiError(409, code, _MESSAGES.get(code, code))
+        return Refused(Kind.CONFLICT, code, _MESSAGES.get(code, code))
     if code == r.BAD_QTY:  # the route checked its range: more than the position holds
-        return ApiError(409, "qty_exceeds_position", "qty is more than the position holds")
+        return Refused(Kind.CONFLICT, "qty_exceeds_position", "qty is more than the position holds")
     if code in (r.RECOVERING, r.NO_USED_KEYS, r.KEY_USED):
-        return ApiError(
-            503,
+        return Refused(
+            Kind.UNAVAILABLE,
             "recovering",
             "trading is paused while the hot state is rebuilt after a cache loss; retry shortly",
-            headers={"Retry-After": "1"},
+            retry_after_s=1,
         )
-    return ApiError(422, code, f"rejected: {code}")
+    return Refused(Kind.INVALID, code, f"rejected: {code}")
 
 
 def position_json(result: OpenResult | CloseResult, leverage: int | None = None) -> dict[str, Any]:
@@ -123,7 +125,7 @@ class Traders:
             cur = await conn.execute("SELECT district_id FROM users WHERE id = %s", (user_id,))
             row = await cur.fetchone()
         if row is None:
-            raise ApiError(401, "unknown_user", "the user of this token does not exist")
+            raise Refused(Kind.UNAUTHORIZED, "unknown_user", "the user of this token does not exist")
         if len(self._districts) >= self.limit:
             self._districts.clear()
         self._districts[user_id] = row[0]
@@ -143,24 +145,24 @@ class Traders:
 _TRANSIENT = (psycopg.OperationalError, psycopg_pool.PoolTimeout, OSError)
 
 
-def outcome_unknown(trade_id: int) -> ApiError:
-    return ApiError(
-        503,
+def outcome_unknown(trade_id: int) -> Refused:
+    return Refused(
+        Kind.UNAVAILABLE,
         "outcome_unknown",
         "the trade ran but could not be confirmed as recorded in time; it may or may not have "
         "been. Retry with the same Idempotency-Key: it returns this trade if it was recorded, "
         "and never makes a second one.",
-        headers={"Retry-After": "1"},
+        retry_after_s=1,
         extra={"trade_id": trade_id},
     )
 
 
-def not_confirmed(trade_id: int, why: str) -> ApiError:
-    return ApiError(
-        503,
+def not_confirmed(trade_id: int, why: str) -> Refused:
+    return Refused(
+        Kind.UNAVAILABLE,
         "not_confirmed",
         f"the trade was not confirmed and did not happen ({why}); nothing changed. Retry.",
-        headers={"Retry-After": "1"},
+        retry_after_s=1,
         extra={"trade_id": trade_id},
     )
 

@@ -7,20 +7,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ftl.auth.deps import current_user
-from ftl.auth.routes import auth_routes, mount_auth
 from ftl.auth.service import AuthService
 from ftl.health import Health
 from ftl.persistence.stores import Stores
-from ftl.pricing.routes import pricing_routes
-from ftl.trading.leaderboard_routes import leaderboard_routes
-from ftl.trading.routes import trading_routes
 from ftl.trading.scripts import TradingConfig, TradingScripts
 from ftl.trading.service import Trader, Traders
 from ftl.web import api_docs, openapi
+from ftl.web.auth_deps import current_user
+from ftl.web.auth_routes import auth_routes, mount_auth
 from ftl.web.errors import EXCEPTION_HANDLERS
 from ftl.web.health_routes import health_routes
+from ftl.web.leaderboard_routes import leaderboard_routes
+from ftl.web.pricing_routes import pricing_routes
 from ftl.web.static_routes import static_routes
+from ftl.web.trading_routes import trading_routes
 
 
 async def openapi_json(request: Request) -> Response:

@@ -1,4 +1,7 @@
-"""API errors: ``{"error": {"code": ..., "message": ...}}`` with a fitting status, never a bare 500."""
+"""API errors: ``{"error": {"code": ..., "message": ...}}`` with a fitting status, never a bare 500.
+
+The one place that maps the domain's refusals (:class:`ftl.errors.Refused`) to HTTP statuses.
+"""
 
 from __future__ import annotations
 
@@ -13,28 +16,33 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ftl import logs
+from ftl.errors import Kind, Refused
 
 log = logs.get(__name__)
 
 
-class ApiError(Exception):
-    """An error a client can act on: HTTP status, machine-readable code, human message."""
+STATUS: dict[Kind, int] = {
+    Kind.BAD_REQUEST: 400,
+    Kind.UNAUTHORIZED: 401,
+    Kind.FORBIDDEN: 403,
+    Kind.NOT_FOUND: 404,
+    Kind.CONFLICT: 409,
+    Kind.TOO_LARGE: 413,
+    Kind.UNSUPPORTED: 415,
+    Kind.INVALID: 422,
+    Kind.RATE_LIMITED: 429,
+    Kind.UNAVAILABLE: 503,
+}
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra or {}
+
+def _headers(exc: Refused) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if exc.kind is Kind.UNAUTHORIZED:  # RFC 6750: say why a bearer token was refused
+        error = "invalid_request" if exc.code in ("missing_token", "malformed_token") else "invalid_token"
+        headers["WWW-Authenticate"] = f'Bearer error="{error}"'
+    return headers
 
 
 class ErrorJSON(JSONResponse):
@@ -58,9 +66,9 @@ def error_response(
     return ErrorJSON({"error": body}, status_code=status, headers=headers)
 
 
-async def api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.headers, exc.extra)
+async def refused_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return error_response(STATUS[exc.kind], exc.code, exc.message, _headers(exc), exc.extra)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
@@ -99,7 +107,7 @@ async def redis_down_handler(request: Request, exc: Exception) -> Response:
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    ApiError: api_error_handler,
+    Refused: refused_handler,
     ClientDisconnect: client_gone_handler,
     psycopg.OperationalError: database_down_handler,
     psycopg_pool.PoolTimeout: database_down_handler,

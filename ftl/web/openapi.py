@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftl.auth.body import EMAIL_PATTERN, MAX_EMAIL
-from ftl.auth.body import MAX_INT as MAX_DISTRICT_ID
-from ftl.pricing.routes import MAX_MS, MAX_TICKS
 from ftl.trading import amm
-from ftl.trading.leaderboard_routes import MAX_DISTRICT
-from ftl.trading.leaderboard_routes import MAX_LIMIT as MAX_BOARD
-from ftl.trading.routes import MAX_FILTER, MAX_ID, MAX_PAGE
+from ftl.web.auth_body import EMAIL_PATTERN, MAX_EMAIL
+from ftl.web.auth_body import MAX_INT as MAX_DISTRICT_ID
+from ftl.web.leaderboard_routes import MAX_DISTRICT
+from ftl.web.leaderboard_routes import MAX_LIMIT as MAX_BOARD
 from ftl.web.openapi_schemas import (
     CENTS,
     ERROR,
@@ -33,6 +31,8 @@ from ftl.web.openapi_schemas import (
     _q,
     _text,
 )
+from ftl.web.pricing_routes import MAX_MS, MAX_TICKS
+from ftl.web.trading_routes import MAX_FILTER, MAX_ID, MAX_PAGE
 
 # (method, path, summary, auth, params, request schema, (status, response schema), error codes)
 ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list[str]]] = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftl.trading import amm
-from ftl.trading.routes import MAX_ID
+from ftl.web.trading_routes import MAX_ID
 
 # The bounds below are the constants the routes check, imported, not copied.
 INT = {"type": "integer"}

@@ -8,14 +8,14 @@ and ``int()`` also accept '²', Arabic-Indic digits, '_', '+' and spaces. Text m
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 
-from ftl.web.errors import ApiError
+from ftl.errors import Kind, Refused
+from ftl.text import ascii_int, is_ascii_int, text_problem
 
 MAX_BODY = 16 * 1024
 MAX_INT = 2**53 - 1
@@ -25,40 +25,13 @@ MAX_MS = (
 """The last millisecond of year 9999 in epoch ms: the latest timestamp a Python date can hold."""
 JSON_TYPES = ("application/json",)
 JSON_PARAMS = ("", "charset=utf-8")
-_ASCII_INT = re.compile(r"-?[0-9]+")
-_MAX_DIGITS = 40
-"""Longer (significant) digit strings are out of any range here; never converted."""
 
 
-def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
-    return ApiError(422, code, f"{field}: {message}", extra={"field": field})
+def invalid(field: str, message: str, code: str = "invalid_field") -> Refused:
+    return Refused(Kind.INVALID, code, f"{field}: {message}", extra={"field": field})
 
 
 # --- integers and text in strings ------------------------------------------------------
-
-
-def is_ascii_int(raw: str) -> bool:
-    """An optional '-' then ASCII digits, nothing else (no '+', spaces, '_' or other digits)."""
-    return _ASCII_INT.fullmatch(raw) is not None
-
-
-def ascii_int(raw: str, lo: int, hi: int) -> int | None:
-    """The integer ``raw`` spells (see :func:`is_ascii_int`) if it lies within ``lo..hi``; else None."""
-    if not is_ascii_int(raw) or len(raw.lstrip("-").lstrip("0")) > _MAX_DIGITS:
-        return None
-    value = int(raw)
-    return value if lo <= value <= hi else None
-
-
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored as text (NUL, a lone surrogate), or None if it can."""
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no lone surrogates)"
-    return None
 
 
 def text(name: str, value: str, max_len: int) -> str:
@@ -90,30 +63,36 @@ async def json_object(
 ) -> dict[str, Any]:
     """The body as a JSON object with only ``allowed`` keys and every ``required`` one."""
     if not is_json_media_type(request.headers.get("content-type", "")):
-        raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+        raise Refused(Kind.UNSUPPORTED, "unsupported_media_type", "send Content-Type: application/json")
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and ascii_int(declared, 0, max_body) is None:
-        raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
+        raise Refused(Kind.TOO_LARGE, "body_too_large", f"request body over {max_body} bytes")
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > max_body:
-            raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
+            raise Refused(Kind.TOO_LARGE, "body_too_large", f"request body over {max_body} bytes")
     try:
         body = json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_unique_keys) if raw else None
     except (ValueError, RecursionError):
-        raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
+        raise Refused(Kind.BAD_REQUEST, "malformed_json", "request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "malformed_json", "request body must be a JSON object")
+        raise Refused(Kind.BAD_REQUEST, "malformed_json", "request body must be a JSON object")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise ApiError(
-            422, "unknown_field", f"unknown field(s): {', '.join(unknown)}", extra={"field": unknown[0]}
+        raise Refused(
+            Kind.INVALID,
+            "unknown_field",
+            f"unknown field(s): {', '.join(unknown)}",
+            extra={"field": unknown[0]},
         )
     missing = [name for name in required if name not in body]
     if missing:
-        raise ApiError(
-            422, "missing_field", f"missing field(s): {', '.join(missing)}", extra={"field": missing[0]}
+        raise Refused(
+            Kind.INVALID,
+            "missing_field",
+            f"missing field(s): {', '.join(missing)}",
+            extra={"field": missing[0]},
         )
     return body
 
@@ -127,8 +106,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ApiError(
-                422, "duplicate_key", f"{key}: given more than once in a JSON object", extra={"field": key}
+            raise Refused(
+                Kind.INVALID,
+                "duplicate_key",
+                f"{key}: given more than once in a JSON object",
+                extra={"field": key},
             )
         out[key] = value
     return out
@@ -189,16 +171,18 @@ def path_id(request: Request, name: str = "id", hi: int = MAX_INT) -> int:
     """A positive ASCII integer path parameter; 404 for anything else (like any unknown path)."""
     value = ascii_int(str(request.path_params.get(name, "")), 1, hi)
     if value is None:
-        raise ApiError(404, "not_found", f"no such {name}")
+        raise Refused(Kind.NOT_FOUND, "not_found", f"no such {name}")
     return value
 
 
 def idempotency_key(request: Request) -> str:
     key = request.headers.get("idempotency-key")
     if not key:
-        raise ApiError(400, "missing_idempotency_key", "the Idempotency-Key header is required")
+        raise Refused(Kind.BAD_REQUEST, "missing_idempotency_key", "the Idempotency-Key header is required")
     if len(key) > 200 or not key.isascii() or not key.isprintable():
-        raise ApiError(
-            400, "invalid_idempotency_key", "Idempotency-Key must be 1..200 printable ASCII characters"
+        raise Refused(
+            Kind.BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1..200 printable ASCII characters",
         )
     return key

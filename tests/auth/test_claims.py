@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from ftl.auth.keyring import KeyRing
 from ftl.auth.principal import Principal
 from ftl.auth.tokens import Tokens
-from ftl.web.errors import ApiError
+from ftl.errors import Kind, Refused
 from tests.auth.support import bearer, dev_login, error_code, unique_email
 
 KEY = ("k1", "c" * 40)
@@ -56,9 +56,9 @@ BAD_CLAIMS: list[tuple[str, dict[str, Any], str]] = [
 @pytest.mark.parametrize(("case", "claims", "code"), BAD_CLAIMS, ids=[c[0] for c in BAD_CLAIMS])
 def test_signed_but_bad_claims_are_refused(case: str, claims: dict[str, Any], code: str) -> None:
     tokens = Tokens(KeyRing.of((KEY,)), 900, 3600)
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refused) as info:
         tokens.verify_access(signed(tokens, **claims))
-    assert (info.value.status, info.value.code) == (401, code), case
+    assert (info.value.kind, info.value.code) == (Kind.UNAUTHORIZED, code), case
 
 
 def test_nbf_within_the_clock_skew_and_in_the_past_is_accepted() -> None:

@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ftl.auth.deps import current_user, verify_access_token
 from ftl.auth.keyring import KeyRing
 from ftl.auth.tokens import Tokens
-from ftl.web.errors import EXCEPTION_HANDLERS, ApiError
+from ftl.errors import Kind, Refused
+from ftl.web.auth_deps import current_user, verify_access_token
+from ftl.web.errors import EXCEPTION_HANDLERS
 from tests.auth.fake_google import b64json, tamper
 from tests.auth.support import bearer, dev_login, error_code
 
@@ -91,9 +92,9 @@ async def test_refused_with_401_and_a_specific_code(
 def test_verify_access_token_for_the_ws_role() -> None:
     tokens = Tokens(KeyRing.of((NEW, OLD)), 900, 3600)
     assert verify_access_token(tokens, signed_by(OLD, 9)).user_id == 9
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refused) as info:
         verify_access_token(tokens, "garbage")
-    assert (info.value.status, info.value.code) == (401, "malformed_token")
+    assert (info.value.kind, info.value.code) == (Kind.UNAUTHORIZED, "malformed_token")
 
 
 async def test_me_for_a_user_that_does_not_exist(api: httpx.AsyncClient, api_app: Starlette) -> None:

@@ -10,8 +10,8 @@ from starlette.applications import Starlette
 
 from ftl.auth.refresh import RefreshStore
 from ftl.auth.tokens import Tokens
+from ftl.errors import Refused
 from ftl.persistence.stores import Stores
-from ftl.web.errors import ApiError
 from tests.auth.support import bearer, dev_login, error_code
 
 
@@ -114,7 +114,7 @@ async def test_store_rotation_race_has_one_winner(
     async def attempt() -> str:
         try:
             await store.rotate(claims, tokens.issue_refresh)
-        except ApiError as exc:
+        except Refused as exc:
             return exc.code
         return "ok"
 

@@ -11,7 +11,7 @@ from joserfc.jwk import OctKey
 
 from ftl.auth.keyring import KeyRing
 from ftl.auth.tokens import Tokens
-from ftl.web.errors import ApiError
+from ftl.errors import Kind, Refused
 from tests.auth.fake_google import b64json, tamper
 
 OLD = ("k-old", "o" * 40)
@@ -23,9 +23,9 @@ def tokens(*pairs: tuple[str, str]) -> Tokens:
 
 
 def code_of(tok: Tokens, token: object, kind: str = "access") -> str:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refused) as info:
         tok.verify(token, kind)  # type: ignore[arg-type]
-    assert info.value.status == 401
+    assert info.value.kind is Kind.UNAUTHORIZED
     return info.value.code
 
 

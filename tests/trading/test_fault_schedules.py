@@ -29,12 +29,12 @@ from typing import Any
 import pytest
 
 from ftl.audit import audit
+from ftl.errors import Refused
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import Outcome
 from ftl.persistence.recovery import ensure_hot_state
 from ftl.persistence.stores import Stores
 from ftl.trading.service import Trader, TradeService
-from ftl.web.errors import ApiError
 from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
@@ -164,7 +164,7 @@ class World:
             req.replies.append(int(reply["trade"]["id"]))
             if b["op"] == "open":
                 b["opened"] = int(reply["position"]["id"])
-        except ApiError as exc:
+        except Refused as exc:
             req.replies.append(exc.code)
         except ApiKilled:
             req.replies.append(None)

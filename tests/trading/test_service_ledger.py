@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from ftl.audit import audit
+from ftl.errors import Kind, Refused
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.persistence.recovery import rebuild
 from ftl.persistence.stores import Stores
 from ftl.trading.results import OpenResult, Rejected
 from ftl.trading.service import Trader, TradeService
-from ftl.web.errors import ApiError
 from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 
@@ -73,13 +73,13 @@ async def test_key_reused_with_another_body_after_redis_forgot_it_is_a_conflict(
     await _open(service, user, iid, "k")
     await stores.redis.delete(stores.keys.idempotency(user, "k"))
     wallet = await stores.redis.hgetall(stores.keys.wallet(user))
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Refused) as err:
         await _open(service, user, iid, "k", qty=11)
-    assert (err.value.status, err.value.code) == (409, "idempotency_conflict")
+    assert (err.value.kind, err.value.code) == (Kind.CONFLICT, "idempotency_conflict")
     assert await stores.redis.hgetall(stores.keys.wallet(user)) == wallet
     assert await _one(stores, "SELECT count(*) FROM trades WHERE user_id = %s", user) == 1
     # a close reusing the key of that open is a conflict too
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Refused) as err:
         await service.close(
             Trader(user, None), position_id=1, qty=None, acceptable_price=1, idempotency_key="k"
         )
@@ -118,9 +118,9 @@ async def test_a_trade_in_flight_during_a_redis_loss_is_fenced_and_not_confirmed
     await wipe_redis(stores)
     report = await rebuild(stores)
     assert report.epoch == int(lost.entry["epoch"]) + 1
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Refused) as err:
         await service._confirm(lost)  # the api's write after its Lua call, now too late
-    assert (err.value.status, err.value.code) == (503, "not_confirmed")
+    assert (err.value.kind, err.value.code) == (Kind.UNAVAILABLE, "not_confirmed")
     assert await _one(stores, "SELECT count(*) FROM trades WHERE id = %s", lost.trade_id) == 0
     assert not await stores.redis.exists(stores.keys.position(lost.position_id))
     assert int(await stores.redis.hget(stores.keys.instrument(iid), "skew") or 0) == 5
@@ -169,9 +169,9 @@ async def test_unknown_outcome_is_said_so_and_a_retry_returns_the_first_trade(
     result = await trading(stores).open(user_id=user, instrument_id=iid, side="long", qty=2, leverage=1,
                                         acceptable_price=10**6, idempotency_key="u")  # fmt: skip
     assert isinstance(result, OpenResult)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Refused) as err:
         await down._confirm(result)
-    assert (err.value.status, err.value.code) == (503, "outcome_unknown")
+    assert (err.value.kind, err.value.code) == (Kind.UNAVAILABLE, "outcome_unknown")
     await dead.close()
     # PostgreSQL is back: the retry with the same key confirms the first trade, once
     again = await _service(stores).open(

@@ -71,10 +71,10 @@ def test_every_module_import_resolves() -> None:
 
 
 def _server_error_codes() -> set[str]:
-    """Every error code the Python code can answer with (ApiError, token_error, validation)."""
+    """Every error code the Python code can answer with (Refused, token_error, validation)."""
     codes: set[str] = set(CODES)
     patterns = [
-        r'ApiError\(\s*\d{3},\s*"([a-z_]+)"',
+        r'Refused\(\s*Kind\.[A-Z_]+,\s*"([a-z_]+)"',
         r'token_error\(\s*"([a-z_]+)"',
         r'invalid\([^)]*,\s*"([a-z_]+)"\)',
         r'error_response\(\s*\d{3},\s*"([a-z_]+)"',

@@ -8,11 +8,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ftl.errors import Kind, Refused
 from ftl.persistence.stores import Stores
 from ftl.trading.leaderboard import SCOPES, Boards, board_key
 from ftl.trading.service import Trader
 from ftl.web import validate as v
-from ftl.web.errors import ApiError
 
 Authenticate = Callable[[Request], Awaitable[Trader]]
 MAX_DISTRICT = 2**31 - 1
@@ -36,7 +36,9 @@ def leaderboard_routes(stores: Stores, authenticate: Authenticate) -> list[BaseR
             district = district if district is not None else trader.district_id
             if district is None:
                 # a valid request the caller's state cannot serve: no board of his own
-                raise ApiError(404, "no_district", "you are in no district: name one with district_id")
+                raise Refused(
+                    Kind.NOT_FOUND, "no_district", "you are in no district: name one with district_id"
+                )
         key = board_key(stores, scope, district)
         entries = await boards.top(key, limit)
         rank, equity = await boards.me(key, trader.user_id)

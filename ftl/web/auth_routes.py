@@ -7,16 +7,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ftl.auth import body, users
-from ftl.auth.deps import current_user
+from ftl.auth import users
 from ftl.auth.failures import token_error
 from ftl.auth.service import AuthService
-from ftl.web.errors import ApiError
+from ftl.errors import Kind, Refused
+from ftl.web import auth_body as body
+from ftl.web.auth_deps import current_user
 
 
 def mount_auth(app: Starlette, service: AuthService) -> None:
     """Make ``service`` the auth of ``app``: ``app.state.auth``, and ``app.state.tokens`` for
-    :func:`ftl.auth.deps.current_user`. Close it with ``lifespan=service.lifespan``."""
+    :func:`ftl.web.auth_deps.current_user`. Close it with ``lifespan=service.lifespan``."""
     app.state.auth = service
     app.state.tokens = service.tokens
 
@@ -49,7 +50,7 @@ async def google_login(request: Request) -> Response:
 async def dev_login(request: Request) -> Response:
     service: AuthService = request.app.state.auth
     if service.stores.settings.production:
-        raise ApiError(404, "not_found", "Not Found")
+        raise Refused(Kind.NOT_FOUND, "not_found", "Not Found")
     service = await _service(request)
     data = await body.read_object(request, ("email", "name", "district_id"), ("email",))
     email = body.email(data)

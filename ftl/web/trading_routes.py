@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ftl.errors import Kind, Refused
 from ftl.persistence.stores import Stores
 from ftl.trading import amm, catalog
 from ftl.trading.scripts import TradingScripts
 from ftl.trading.service import Trader, Traders, TradeService
 from ftl.web import validate as v
-from ftl.web.errors import ApiError
 
 Authenticate = Callable[[Request], Awaitable[Trader]]
 MAX_ID = 2**53 - 1
@@ -45,20 +45,20 @@ def trading_routes(
         await authenticate(request)
         found = await catalog.get(stores, v.path_id(request))
         if found is None:
-            raise ApiError(404, "unknown_instrument", "no such instrument")
+            raise Refused(Kind.NOT_FOUND, "unknown_instrument", "no such instrument")
         return JSONResponse(found.as_json())
 
     async def quote(request: Request) -> Response:
         await authenticate(request)
         found = await catalog.get(stores, v.path_id(request))
         if found is None:
-            raise ApiError(404, "unknown_instrument", "no such instrument")
+            raise Refused(Kind.NOT_FOUND, "unknown_instrument", "no such instrument")
         side = request.query_params.get("side", "")
         if side not in SIDES:
             raise v.invalid("side", "must be long or short")
         qty = v.query_int(request, "qty", None, 1, amm.MAX_QTY)
         if qty is None:
-            raise ApiError(422, "missing_field", "qty is required", extra={"field": "qty"})
+            raise Refused(Kind.INVALID, "missing_field", "qty is required", extra={"field": "qty"})
         leverage = v.query_int(request, "leverage", 1, amm.MIN_LEVERAGE, amm.MAX_LEVERAGE) or 1
         q = amm.quote(
             found.index_price,

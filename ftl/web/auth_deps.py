@@ -25,7 +25,7 @@ def bearer_token(conn: HTTPConnection) -> str:
 def verify_access_token(tokens: Tokens, token: object) -> Principal:
     """The principal of an access token (for the ws role: upgrade header or ``auth`` message).
 
-    Raises ``ApiError`` (status 401) whose ``code`` names the reason.
+    Raises ``Refused`` (status 401) whose ``code`` names the reason.
     """
     return tokens.verify_access(token)
 

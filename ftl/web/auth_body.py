@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ftl.web.errors import ApiError
+from ftl.errors import Kind, Refused
 from ftl.web.validate import json_object, text
 
 # Room for an oversized token to reach the token check (and its specific 401), not much more.
@@ -22,8 +22,8 @@ cannot disagree (Python's re and ECMA regexes read it alike)."""
 _EMAIL = re.compile(EMAIL_PATTERN)
 
 
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "invalid_field", f"{field}: {message}", extra={"field": field})
+def invalid(field: str, message: str) -> Refused:
+    return Refused(Kind.INVALID, "invalid_field", f"{field}: {message}", extra={"field": field})
 
 
 async def read_object(
@@ -57,8 +57,8 @@ def district(body: dict[str, Any]) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid("district_id", "must be an integer")
     if not 1 <= value <= MAX_INT:
-        raise ApiError(
-            422,
+        raise Refused(
+            Kind.INVALID,
             "out_of_range",
             f"district_id: must be between 1 and {MAX_INT}",
             extra={"field": "district_id"},
