@@ -47,8 +47,8 @@ from ftl.persistence.migrations import migrate_sync
 from ftl.persistence.processes import free_port
 from ftl.persistence.recovery import rebuild
 from ftl.persistence.stores import Stores
-from ftl.trading.results import NO_USED_KEYS, CloseResult, OpenResult, Rejected
-from ftl.trading.scripts import TradingScripts
+from ftl.persistence.trade_replies import NO_USED_KEYS, CloseResult, OpenResult, Rejected
+from ftl.persistence.trade_scripts import TradingScripts
 from ftl.worker.flusher import Flusher
 from scripts.benchsupport import UnsettledAge, bench_servers, pct, pg_settings
 

@@ -386,8 +386,8 @@ async def test_flusher_killed_mid_batch_loses_and_doubles_nothing(redis_url: str
     from ftl.config import Settings
     from ftl.persistence.recovery import rebuild
     from ftl.persistence.stores import Stores
-    from ftl.trading.results import CloseResult, OpenResult
-    from ftl.trading.scripts import TradingScripts
+    from ftl.persistence.trade_replies import CloseResult, OpenResult
+    from ftl.persistence.trade_scripts import TradingScripts
     from ftl.worker.flusher import GROUP
     from tests.persistence.support import load_used_keys
 

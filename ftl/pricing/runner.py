@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from ftl import logs
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.stores import Stores
+from ftl.persistence.trade_replies import Rejected
+from ftl.persistence.trade_scripts import TradingScripts
 from ftl.pricing import demo, ticks
 from ftl.pricing.feed import open_feed
 from ftl.pricing.model import IndexChange
 from ftl.pricing.normalise import Normaliser, PlayerState
 from ftl.pricing.poller import Poller
-from ftl.trading.results import Rejected
-from ftl.trading.scripts import TradingScripts
 
 log = logs.get(__name__)
 

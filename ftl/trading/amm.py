@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
 
-Side = Literal["long", "short"]
+from ftl.persistence.trade_replies import Side as Side  # re-exported: the side of a position
 
 LUA_EXACT = 2**53
 """Lua numbers are doubles: integers are exact strictly below this."""

@@ -11,13 +11,6 @@ def _sha1(*parts: object) -> str:
     return hashlib.sha1("|".join(str(p) for p in parts).encode(), usedforsecurity=False).hexdigest()
 
 
-def key_hash(key: str) -> int:
-    """The 31-bit hash of an idempotency key in the user's used-keys set (position_open.lua
-    KEYS[12]): the first 31 bits of its SHA-1. A collision only costs a PostgreSQL look-up."""
-    digest = hashlib.sha1(key.encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest[:4], "big") >> 1
-
-
 def open_hash(
     user_id: int, instrument_id: int, side: str, qty: int, leverage: int, acceptable_price: int
 ) -> str:

@@ -22,14 +22,14 @@ import psycopg_pool
 from ftl import logs
 from ftl.errors import Kind, Refused
 from ftl.persistence import ledger
+from ftl.persistence import trade_replies as r
 from ftl.persistence.hot import ensure_wallet, sync_district
 from ftl.persistence.ledger import Outcome
 from ftl.persistence.ledger_writer import LedgerWriter
 from ftl.persistence.stores import Stores
+from ftl.persistence.trade_replies import CloseResult, OpenResult, Rejected, close_result, open_result
+from ftl.persistence.trade_scripts import TradingScripts
 from ftl.trading import idempotency
-from ftl.trading import results as r
-from ftl.trading.results import CloseResult, OpenResult, Rejected, close_result, open_result
-from ftl.trading.scripts import TradingScripts
 
 log = logs.get(__name__)
 _Result = TypeVar("_Result", OpenResult, CloseResult)

@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 from ftl.auth.service import AuthService
 from ftl.health import Health
 from ftl.persistence.stores import Stores
-from ftl.trading.scripts import TradingConfig, TradingScripts
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts
 from ftl.trading.service import Trader, Traders
 from ftl.web import api_docs, openapi
 from ftl.web.auth_deps import current_user

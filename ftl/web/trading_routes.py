@@ -11,8 +11,8 @@ from starlette.routing import BaseRoute, Route
 
 from ftl.errors import Kind, Refused
 from ftl.persistence.stores import Stores
+from ftl.persistence.trade_scripts import TradingScripts
 from ftl.trading import amm, catalog
-from ftl.trading.scripts import TradingScripts
 from ftl.trading.service import Trader, Traders, TradeService
 from ftl.web import validate as v
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ftl import logs
-from ftl.trading import results as r
-from ftl.trading.results import CloseResult
+from ftl.persistence import trade_replies as r
+from ftl.persistence.trade_replies import CloseResult
 from ftl.worker.mark_values import Market, text
 
 if TYPE_CHECKING:

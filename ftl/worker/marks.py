@@ -32,9 +32,9 @@ from typing import Any
 
 from ftl import logs
 from ftl.persistence.stores import Stores
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts, now_ms
 from ftl.trading import amm
 from ftl.trading.leaderboard import TieBreak, latest_snapshot, take_snapshot
-from ftl.trading.scripts import TradingConfig, TradingScripts, now_ms
 from ftl.worker import liquidation
 from ftl.worker import mark_to_market as mtm
 from ftl.worker.liquidation import SweepStats

@@ -12,7 +12,7 @@ from ftl.audit import AuditReport, audit
 from ftl.persistence.ledger import persist_trade
 from ftl.persistence.recovery import rebuild
 from ftl.persistence.stores import Stores
-from ftl.trading.results import CloseResult, OpenResult
+from ftl.persistence.trade_replies import CloseResult, OpenResult
 from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 

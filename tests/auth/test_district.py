@@ -7,7 +7,7 @@ import secrets
 import httpx
 
 from ftl.persistence.stores import Stores
-from ftl.trading.results import OpenResult
+from ftl.persistence.trade_replies import OpenResult
 from tests.auth.fake_google import mint
 from tests.auth.support import bearer, dev_login, unique_email
 from tests.persistence.support import load_used_keys, make_instrument, trading

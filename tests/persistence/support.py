@@ -7,7 +7,7 @@ import secrets
 from ftl.persistence.hot import ensure_wallet
 from ftl.persistence.ledger import new_epoch, used_keys
 from ftl.persistence.stores import Stores
-from ftl.trading.scripts import TradingConfig, TradingScripts
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts
 from ftl.trading.seed import InstrumentSeed, seed
 
 

@@ -12,7 +12,7 @@ from ftl.persistence.groupcommit import Batcher
 from ftl.persistence.ledger import Outcome, params, write_each, write_rows
 from ftl.persistence.ledger_writer import LedgerWriter
 from ftl.persistence.stores import Stores
-from ftl.trading.results import OpenResult
+from ftl.persistence.trade_replies import OpenResult
 from tests.persistence.support import make_instrument, make_trader, trading
 
 

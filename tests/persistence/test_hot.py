@@ -6,7 +6,7 @@ import pytest
 
 from ftl.persistence.hot import ensure_wallet, sync_district
 from ftl.persistence.stores import Stores
-from ftl.trading.results import DISTRICT_MISMATCH, OpenResult, Rejected
+from ftl.persistence.trade_replies import DISTRICT_MISMATCH, OpenResult, Rejected
 from tests.persistence.support import make_instrument, make_trader, trading
 
 

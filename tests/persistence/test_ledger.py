@@ -6,7 +6,7 @@ from typing import Any
 
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.persistence.stores import Stores
-from ftl.trading.results import CloseResult, OpenResult
+from ftl.persistence.trade_replies import CloseResult, OpenResult
 from ftl.worker.flusher import GROUP, Flusher
 from tests.persistence.support import make_instrument, make_trader, trading
 

@@ -12,8 +12,8 @@ from ftl.persistence.leader import LeaderLock
 from ftl.persistence.ledger import Outcome, persist_trade
 from ftl.persistence.recovery import ensure_hot_state, hot_state_present, rebuild
 from ftl.persistence.stores import Stores
-from ftl.trading.results import OpenResult, Rejected
-from ftl.trading.scripts import TradingConfig, TradingScripts
+from ftl.persistence.trade_replies import OpenResult, Rejected
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts
 from tests.persistence.support import load_used_keys, make_instrument, make_trader, trading, wipe_redis
 
 

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
-from ftl.trading.scripts import TradingConfig, TradingScripts
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts
 from tests.trading.model import Config, Instrument, Model, Wallet
 from tests.trading.support import seed, snapshot
 

@@ -14,9 +14,9 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
+from ftl.persistence import trade_replies as r
+from ftl.persistence.trade_replies import CloseResult, IndexResult, OpenResult, Rejected
 from ftl.trading import amm
-from ftl.trading import results as r
-from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
 
 MAX_ID = 2**53 - 1
 STATUSES = ("open", "halted", "closed")

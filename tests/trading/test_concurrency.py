@@ -10,9 +10,9 @@ import redis.asyncio as aioredis
 
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
+from ftl.persistence.trade_replies import OpenResult, Rejected
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts
 from ftl.trading import amm
-from ftl.trading.results import OpenResult, Rejected
-from ftl.trading.scripts import TradingConfig, TradingScripts
 from tests.trading.conftest import NOW
 from tests.trading.model import Instrument, Wallet
 from tests.trading.support import put_instrument, put_wallet

@@ -7,8 +7,8 @@ from typing import Any
 import msgpack
 import pytest
 
+from ftl.persistence.trade_replies import CloseResult, IndexResult, OpenResult, Rejected
 from ftl.trading import amm
-from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
 from tests.trading.conftest import MAX_AGE_MS, NOW, World
 from tests.trading.model import Instrument
 from tests.trading.support import decode, put_instrument

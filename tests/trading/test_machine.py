@@ -26,9 +26,9 @@ from hypothesis.stateful import (
 
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
+from ftl.persistence.trade_replies import CloseResult, IndexResult, OpenResult, Rejected
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts
 from ftl.trading import amm
-from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
-from ftl.trading.scripts import TradingConfig, TradingScripts
 from tests.trading.model import Config, Instrument, Model, Wallet
 from tests.trading.support import seed, snapshot
 

@@ -8,9 +8,9 @@ from typing import Any
 import msgpack
 import pytest
 
+from ftl.persistence.trade_replies import OpenResult, Rejected
+from ftl.persistence.trade_scripts import IDEMPOTENCY_TTL_MS
 from ftl.trading import amm
-from ftl.trading.results import OpenResult, Rejected
-from ftl.trading.scripts import IDEMPOTENCY_TTL_MS
 from tests.trading.conftest import MAX_AGE_MS, NOW, World
 from tests.trading.support import decode
 

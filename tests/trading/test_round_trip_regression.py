@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ftl.persistence import trade_replies as r
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import Scripts
+from ftl.persistence.trade_replies import CloseResult, IndexResult, OpenResult, Rejected
+from ftl.persistence.trade_scripts import TradingConfig, TradingScripts
 from ftl.trading import amm
-from ftl.trading import results as r
-from ftl.trading.results import CloseResult, IndexResult, OpenResult, Rejected
-from ftl.trading.scripts import TradingConfig, TradingScripts
 from tests.trading.model import Config, Instrument, Model, Wallet
 from tests.trading.support import seed, snapshot
 

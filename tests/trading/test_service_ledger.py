@@ -16,7 +16,7 @@ from ftl.errors import Kind, Refused
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.persistence.recovery import rebuild
 from ftl.persistence.stores import Stores
-from ftl.trading.results import OpenResult, Rejected
+from ftl.persistence.trade_replies import OpenResult, Rejected
 from ftl.trading.service import Trader, TradeService
 from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis

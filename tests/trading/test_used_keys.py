@@ -11,8 +11,8 @@ import pytest
 from ftl.persistence.hot import start_used_keys
 from ftl.persistence.recovery import rebuild
 from ftl.persistence.stores import Stores
-from ftl.trading.idempotency import key_hash
-from ftl.trading.results import OpenResult, Rejected
+from ftl.persistence.trade_replies import OpenResult, Rejected
+from ftl.persistence.trade_scripts import key_hash
 from ftl.trading.service import Trader, TradeService
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
 

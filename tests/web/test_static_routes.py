@@ -9,7 +9,7 @@ import httpx
 from starlette.applications import Starlette
 
 from ftl.config import Settings
-from ftl.trading.results import CODES
+from ftl.persistence.trade_replies import CODES
 from ftl.web.errors import EXCEPTION_HANDLERS
 from ftl.web.static_routes import STATIC_DIR, static_routes
 

@@ -6,7 +6,7 @@ import pytest
 
 from ftl.audit import audit
 from ftl.persistence.stores import Stores
-from ftl.trading.results import OpenResult
+from ftl.persistence.trade_replies import OpenResult
 from ftl.worker.flusher import DEAD_LETTERS, Flusher, unsettled_age_s
 from tests.persistence.support import make_instrument, make_trader, trading
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ftl.persistence.stores import Stores
+from ftl.persistence.trade_replies import IndexResult, OpenResult
 from ftl.trading import amm
 from ftl.trading.leaderboard import EXACT_EQUITY, TIE_SLOTS, TieBreak, equity_of, take_snapshot
-from ftl.trading.results import IndexResult, OpenResult
 from ftl.worker.flusher import Flusher
 from ftl.worker.marks import Marks
 from tests.persistence.support import make_instrument, make_trader, trading

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
+
+Side = Literal["long", "short"]
+"""A position's side (ftl/trading/amm.py prices it)."""
 
 # Rejection codes (machine-readable; a rejection changes no key).
 BAD_USER: Final = "bad_user"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,14 +11,13 @@ from typing import Any
 from ftl.persistence.hot import USED_KEYS_TTL_MS
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import ArgT, KeyT, Scripts
-from ftl.trading.amm import Side
-from ftl.trading.idempotency import key_hash
-from ftl.trading.results import (
+from ftl.persistence.trade_replies import (
     NOT_FOUND,
     CloseResult,
     IndexResult,
     OpenResult,
     Rejected,
+    Side,
     close_result,
     open_result,
     parse_fields,
@@ -25,6 +25,13 @@ from ftl.trading.results import (
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 MAX_IDEMPOTENCY_KEY = 200
+
+
+def key_hash(key: str) -> int:
+    """The 31-bit hash of an idempotency key in the user's used-keys set (position_open.lua
+    KEYS[12]): the first 31 bits of its SHA-1. A collision only costs a PostgreSQL look-up."""
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
 
 
 def now_ms() -> int:
