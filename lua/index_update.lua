@@ -32,7 +32,7 @@ local iid = int_arg(ARGV[1], 1, MAX_ID)
 if not iid then return rej('bad_args') end
 local new_index, ts = nil, nil
 if ARGV[2] ~= '' then
-  new_index = int_arg(ARGV[2], 1, 100000)
+  new_index = int_arg(ARGV[2], 1, MAX_PRICE)
   if not new_index then return rej('bad_price') end
   ts = int_arg(ARGV[3], 0, MAX_ID)
   if not ts then return rej('bad_args') end
@@ -49,9 +49,9 @@ if not ins[1] then return rej('unknown_instrument') end
 local index, index_ts = tonumber(ins[1]), tonumber(ins[2] or '0')
 local skew, depth = tonumber(ins[3] or '0'), tonumber(ins[4] or '')
 local pseq = tonumber(ins[6] or '0')
-if not (index and index_ts and skew and depth and depth >= 1 and depth <= 100000
+if not (index and index_ts and skew and depth and depth >= 1 and depth <= MAX_DEPTH
     and skew == math.floor(skew) and math.abs(skew) <= MAX_SKEW and pseq
-    and (new_index or (index >= 1 and index <= 100000))) then
+    and (new_index or (index >= 1 and index <= MAX_PRICE))) then
   return rej('instrument_bounds')
 end
 if new_index then

@@ -81,12 +81,12 @@ if not user then return rej('bad_user') end
 local pid = int_arg(ARGV[2], 1, MAX_ID)
 local iid = int_arg(ARGV[3], 1, MAX_ID)
 if not (pid and iid) then return rej('bad_args') end
-local want = int_arg(ARGV[4], 0, 100000)
+local want = int_arg(ARGV[4], 0, MAX_QTY)
 if not want then return rej('bad_qty') end
-local acceptable = int_arg(ARGV[5], 1, 1000000000)
+local acceptable = int_arg(ARGV[5], 1, MAX_ACCEPTABLE)
 if not acceptable then return rej('bad_price') end
 local now = int_arg(ARGV[7], 0, MAX_ID)
-local fee_default = int_arg(ARGV[9], 0, 1000)
+local fee_default = int_arg(ARGV[9], 0, MAX_FEE_BPS)
 local max_age = int_arg(ARGV[10], 0, MAX_ID)
 local ttl = int_arg(ARGV[11], 1, MAX_ID)
 local key_hash = int_arg(ARGV[13], 0, 2147483647)

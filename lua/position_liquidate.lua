@@ -56,9 +56,9 @@ if not user then return rej('bad_user') end
 local pid = int_arg(ARGV[2], 1, MAX_ID)
 local iid = int_arg(ARGV[3], 1, MAX_ID)
 local now = int_arg(ARGV[4], 0, MAX_ID)
-local fee_default = int_arg(ARGV[6], 0, 1000)
+local fee_default = int_arg(ARGV[6], 0, MAX_FEE_BPS)
 local max_age = int_arg(ARGV[7], 0, MAX_ID)
-local mm_bps = int_arg(ARGV[8], 0, 10000)
+local mm_bps = int_arg(ARGV[8], 0, MAX_MM_BPS)
 if not (pid and iid and now and fee_default and max_age and mm_bps) then
   return rej('bad_args')
 end

@@ -90,14 +90,14 @@ local iid = int_arg(ARGV[2], 1, MAX_ID)
 if not iid then return rej('bad_args') end
 local side = ARGV[3]
 if side ~= 'long' and side ~= 'short' then return rej('bad_side') end
-local qty = int_arg(ARGV[4], 1, 100000)
+local qty = int_arg(ARGV[4], 1, MAX_QTY)
 if not qty then return rej('bad_qty') end
-local lev = int_arg(ARGV[5], 1, 5)
+local lev = int_arg(ARGV[5], MIN_LEVERAGE, MAX_LEVERAGE)
 if not lev then return rej('bad_leverage') end
-local acceptable = int_arg(ARGV[6], 1, 1000000000)
+local acceptable = int_arg(ARGV[6], 1, MAX_ACCEPTABLE)
 if not acceptable then return rej('bad_price') end
 local now = int_arg(ARGV[8], 0, MAX_ID)
-local fee_default = int_arg(ARGV[10], 0, 1000)
+local fee_default = int_arg(ARGV[10], 0, MAX_FEE_BPS)
 local max_age = int_arg(ARGV[11], 0, MAX_ID)
 local ttl = int_arg(ARGV[12], 1, MAX_ID)
 local key_hash = int_arg(ARGV[14], 0, 2147483647)

@@ -16,11 +16,14 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from ftl import limits
 from ftl.resources import lua_dir
 
 KeyT = str | bytes
 ArgT = str | bytes | int | float
 
+GENERATED = {"limits": limits.lua_source}
+"""Includes made from Python declarations rather than files (``limits``: ftl/limits.py)."""
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"[ \t]*$', re.M)
 
 
@@ -35,6 +38,8 @@ def source(path: Path) -> str:
             if name in done:
                 return f"-- (include {name}: above)"
             done.add(name)
+            if name in GENERATED:
+                return GENERATED[name]()
             return splice((path.parent / "include" / f"{name}.lua").read_text()).rstrip("\n")
 
         return _INCLUDE.sub(part, text)

@@ -22,30 +22,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+# The limits are declared once, in ftl/limits.py (re-exported here for the AMM's callers).
+from ftl.limits import MAX_ACCEPTABLE as MAX_ACCEPTABLE
+from ftl.limits import MAX_DEPTH as MAX_DEPTH
+from ftl.limits import MAX_FEE_BPS as MAX_FEE_BPS
+from ftl.limits import MAX_LEVERAGE as MAX_LEVERAGE
+from ftl.limits import MAX_MM_BPS as MAX_MM_BPS
+from ftl.limits import MAX_PRICE as MAX_PRICE
+from ftl.limits import MAX_QTY as MAX_QTY
+from ftl.limits import MAX_SKEW as MAX_SKEW
+from ftl.limits import MIN_LEVERAGE as MIN_LEVERAGE
 from ftl.persistence.trade_replies import Side as Side  # re-exported: the side of a position
 
 LUA_EXACT = 2**53
 """Lua numbers are doubles: integers are exact strictly below this."""
 
-MAX_QTY = 100_000
-"""Largest quantity of one order (units)."""
-MAX_PRICE = 100_000
-"""Largest index price (cents, i.e. 1,000.00 credits)."""
-MAX_DEPTH = 100_000
-"""Largest depth ``S`` of an instrument (units); the skew cap is below it."""
-MAX_SKEW = 10**15
-"""Largest |skew| a close, a liquidation or an index update accepts (opens need |skew| < depth).
-
-Skew is Σ open long - Σ open short and closes are not capped, so it may pass the depth; beyond
-this the hash is broken (it would take 10^10 open positions of the largest size)."""
-MAX_ACCEPTABLE = 1_000_000_000
-"""Largest acceptable price a request may carry (cents); fills never exceed 2 x MAX_PRICE."""
-MAX_FEE_BPS = 1_000
-"""Largest fee (10 %), in basis points of the notional."""
-MAX_MM_BPS = 10_000
-"""Largest maintenance margin (100 %), in basis points of the position's value at mark."""
-MIN_LEVERAGE = 1
-MAX_LEVERAGE = 5
 BPS = 10_000
 
 

@@ -1,7 +1,7 @@
 -- base.lua (included by the trade and index scripts): argument checks, integer formatting and
 -- rounding. Lua numbers are doubles: every integer here stays below 2^53.
+--- @include "limits"
 local MAX_ID = 9007199254740991
-local MAX_SKEW = 1000000000000000  -- 10^15: |skew| beyond it is a broken hash
 -- ARGV or hash value v as an integer in lo .. hi, else nil.
 local function int_arg(v, lo, hi)
   local n = tonumber(v)

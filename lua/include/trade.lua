@@ -14,9 +14,9 @@ local function read_market(key, fee_default, now, max_age, capped)
     skew = tonumber(ins[3] or '0'), depth = tonumber(ins[4] or ''), status = ins[5] or 'open',
     long = tonumber(ins[6] or '0'), short = tonumber(ins[7] or '0'),
     pseq = tonumber(ins[8] or '0'), fee_bps = fee_default}
-  if ins[9] and ins[9] ~= '' then m.fee_bps = int_arg(ins[9], 0, 1000) end
-  local ok = m.index and m.index >= 1 and m.index <= 100000 and m.depth and m.depth >= 1
-    and m.depth <= 100000 and m.skew and m.index_ts and m.long and m.short and m.pseq
+  if ins[9] and ins[9] ~= '' then m.fee_bps = int_arg(ins[9], 0, MAX_FEE_BPS) end
+  local ok = m.index and m.index >= 1 and m.index <= MAX_PRICE and m.depth and m.depth >= 1
+    and m.depth <= MAX_DEPTH and m.skew and m.index_ts and m.long and m.short and m.pseq
     and m.fee_bps
   if ok and capped then
     m.cap = tonumber(ins[10] or '')

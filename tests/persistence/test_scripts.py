@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,29 @@ async def test_a_spliced_script_runs(scripts: Scripts, keys: Keys) -> None:
     """index_update.lua is spliced from base, amm and price: a bad call is refused by base's checks."""
     reply = await scripts.call("index_update", [keys.instrument(1), keys.dirty], ["x", "", "", "", "c"])
     assert [v.decode() for v in reply] == ["rejected", "bad_args"]
+
+
+def test_limits_reach_lua_from_their_one_declaration() -> None:
+    """The trade scripts read the limits from the generated include (ftl/limits.py), never as
+    numbers of their own."""
+    from ftl import limits
+
+    generated = limits.lua_source()
+    for name in limits.LUA_NAMES:
+        assert f"local {name} = {getattr(limits, name)}" in generated
+    # the numbers only a limit has (1000 or 10000 also count chunks or basis points)
+    numbers = {str(limits.MAX_QTY), str(limits.MAX_ACCEPTABLE), str(limits.MAX_SKEW)}
+    scripts = [
+        *lua_dir().glob("position_*.lua"),
+        lua_dir() / "index_update.lua",
+        *lua_dir().glob("include/*.lua"),
+    ]
+    for path in scripts:
+        text = path.read_text()
+        code = text.split("]]", 1)[-1] if text.startswith("--[[") else text
+        for line in code.splitlines():
+            if line.lstrip().startswith("--"):
+                continue
+            for number in numbers:
+                assert not re.search(rf"(?<![0-9]){number}(?![0-9])", line), (path.name, line)
+    assert "local MAX_QTY = 100000" in source(lua_dir() / "position_open.lua")
