@@ -6,11 +6,9 @@ from typing import Any
 
 from ftl import logs
 from ftl.persistence.stores import Stores
+from ftl.persistence.trade_scripts import TradingScripts
 
 log = logs.get(__name__)
-
-USED_KEYS_TTL_MS = 7 * 24 * 3600 * 1000
-"""How long a user's used-keys set lives after his last trade (then it is loaded again)."""
 
 
 async def ensure_wallet(stores: Stores, user_id: int) -> bool:
@@ -69,9 +67,7 @@ async def start_used_keys(stores: Stores, user_id: int) -> None:
     """A new user (his wallet row was created just now) holds no idempotency key in PostgreSQL:
     his used-keys set starts empty (``used_keys_load.lua`` with no hashes), so his first trade
     asks PostgreSQL nothing. Skipped while Redis is rebuilt (the first trade loads it)."""
-    keys = stores.keys
-    epoch = await stores.redis.get(keys.boot_marker)
+    scripts = TradingScripts(stores.scripts, stores.keys)  # the script's one wrapper
+    epoch = await scripts.epoch()
     if epoch is not None:
-        await stores.scripts.call(
-            "used_keys_load", [keys.used_keys(user_id), keys.boot_marker], [epoch, USED_KEYS_TTL_MS]
-        )
+        await scripts.load_used_keys(user_id, epoch, [])

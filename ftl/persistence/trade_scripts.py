@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ftl.persistence.hot import USED_KEYS_TTL_MS
 from ftl.persistence.keys import Keys
 from ftl.persistence.scripts import ArgT, KeyT, Scripts
 from ftl.persistence.trade_replies import (
@@ -24,6 +23,8 @@ from ftl.persistence.trade_replies import (
 )
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+USED_KEYS_TTL_MS = 7 * 24 * 3600 * 1000
+"""How long a user's used-keys set lives after his last trade (then it is loaded again)."""
 MAX_IDEMPOTENCY_KEY = 200
 
 
