@@ -7,33 +7,15 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc import jwt
 from starlette.applications import Starlette
 
 from ftl.auth.keyring import KeyRing
 from ftl.auth.principal import Principal
 from ftl.auth.tokens import Tokens
 from ftl.errors import Kind, Refused
-from tests.auth.support import bearer, dev_login, error_code, unique_email
+from tests.auth.support import bearer, dev_login, error_code, signed, unique_email
 
 KEY = ("k1", "c" * 40)
-
-
-def signed(tokens: Tokens, **claims: Any) -> str:
-    """An access token with our key and these claims over sane defaults (None drops a claim)."""
-    now = int(time.time())
-    base: dict[str, Any] = {
-        "iss": "ftl",
-        "typ": "access",
-        "sub": "5",
-        "jti": "j",
-        "iat": now,
-        "exp": now + 60,
-    }
-    base.update(claims)
-    body = {k: val for k, val in base.items() if val is not None}
-    header = {"alg": "HS256", "kid": tokens.ring.signing_kid}
-    return jwt.encode(header, body, tokens.ring.signing_key, algorithms=["HS256"])
 
 
 BAD_CLAIMS: list[tuple[str, dict[str, Any], str]] = [

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from joserfc import jwt
 from websockets.exceptions import InvalidStatus
 
 from ftl.auth.tokens import Tokens
@@ -18,26 +17,10 @@ from ftl.persistence.processes import free_port
 from ftl.realtime.protocol import Close
 from ftl.realtime.server import KnownUsers, WsServer
 from ftl.realtime.session import MAX_HELD
+from tests.auth.support import signed
 from tests.helpers import await_for
 from tests.realtime.conftest import open_ws, recv, seed, send
 from tests.realtime.test_ws import closed_code
-
-
-def signed(tokens: Tokens, **claims: Any) -> str:
-    """An access token signed with the server's key, with these claims over sane defaults."""
-    now = int(time.time())
-    body: dict[str, Any] = {
-        "iss": "ftl",
-        "typ": "access",
-        "sub": "5",
-        "jti": "j",
-        "iat": now,
-        "exp": now + 60,
-    }
-    body.update(claims)
-    header = {"alg": "HS256", "kid": tokens.ring.signing_kid}
-    return jwt.encode(header, body, tokens.ring.signing_key, algorithms=["HS256"])
-
 
 # The tests using it name anyio_backend: else anyio's collection hook drops the parametrize args.
 BAD_CLAIMS: list[tuple[str, dict[str, Any]]] = [
