@@ -165,7 +165,6 @@ local t = {trade_id = s_trade, kind = 'close', user_id = s_user, position_id = s
   pos_status = pos_status, pos_seq = s_trade, pos_opened_ts = p.opened_ts,
   pos_closed_ts = closed_ts, w_available = w.available, w_locked = w.locked,
   house_available = house_available, epoch = epoch, prev_seq = w.prev_seq}
-local reply = emit(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[12], outbox_entry(t), t, equity,
-  ARGV[8], m, mark, now)
+local reply = emit(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[12], t, equity, ARGV[8], m, mark)
 remember(KEYS[4], request_hash, reply, s_trade, ttl, KEYS[12], ARGV[13], used_ttl)
 return reply

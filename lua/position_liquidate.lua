@@ -109,5 +109,4 @@ local t = {trade_id = s_trade, kind = 'liquidation', user_id = s_user, position_
   pos_margin = 0, pos_realised_pnl = pos_pnl, pos_status = 'liquidated', pos_seq = s_trade,
   pos_opened_ts = p.opened_ts, pos_closed_ts = s_now, w_available = w.available,
   w_locked = w.locked, house_available = house_available, epoch = epoch, prev_seq = w.prev_seq}
-return emit(KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[9], outbox_entry(t), t, equity, ARGV[5],
-  m, mark, now)
+return emit(KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[9], t, equity, ARGV[5], m, mark)

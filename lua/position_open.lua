@@ -162,7 +162,6 @@ local t = {trade_id = s_trade, kind = 'open', user_id = s_user, position_id = s_
   pos_realised_pnl = 0, pos_status = 'open', pos_seq = s_trade, pos_opened_ts = now,
   pos_closed_ts = '', w_available = w.available, w_locked = w.locked,
   house_available = house_available, epoch = epoch, prev_seq = w.prev_seq}
-local reply = emit(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[13], outbox_entry(t), t, equity,
-  ARGV[9], m, mark, now)
+local reply = emit(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[13], t, equity, ARGV[9], m, mark)
 remember(KEYS[4], request_hash, reply, s_trade, ttl, KEYS[12], ARGV[14], used_ttl)
 return reply

@@ -80,17 +80,19 @@ local function outbox_entry(t)
   return out
 end
 
--- The effects every trade has after its booking: XADD of its entry to the outbox, the dirty
--- set, the user's score on the boards (the district board when district is not ''), and the
--- instrument's new price on its channel. Returns the reply {'ok', '0', 'mark', m, entry...}.
-local function emit(k_outbox, k_dirty, k_board, k_district_board, channel, entry, t, equity,
-                    district, m, mark, now)
+-- The effects every trade has after its booking: XADD of its entry (outbox_entry(t)) to the
+-- outbox, the dirty set, the user's score on the boards (the district board when district is
+-- not ''), and the instrument's new price on its channel, stamped t.ts. Returns the reply
+-- {'ok', '0', 'mark', m, entry...}.
+local function emit(k_outbox, k_dirty, k_board, k_district_board, channel, t, equity, district,
+                    m, mark)
+  local entry = outbox_entry(t)
   redis.call('XADD', k_outbox, '*', unpack(entry))
   redis.call('SADD', k_dirty, 'w:' .. t.user_id, 'w:0', 'p:' .. t.position_id,
     'i:' .. t.instrument_id)
   redis.call('ZADD', k_board, fmt(equity), t.user_id)
   if district ~= '' then redis.call('ZADD', k_district_board, fmt(equity), t.user_id) end
-  publish_price(channel, tonumber(t.instrument_id), mark, m.index, m.skew, m.pseq, now)
+  publish_price(channel, tonumber(t.instrument_id), mark, m.index, m.skew, m.pseq, t.ts)
   return {'ok', '0', 'mark', fmt(mark), unpack(entry)}
 end
 
