@@ -26,10 +26,10 @@ from ftl.web.openapi_schemas import (
     TRADE,
     TRADE_REPLY,
     WALLET,
-    _int,
-    _obj,
-    _q,
-    _text,
+    integer,
+    obj,
+    query,
+    text,
 )
 from ftl.web.pricing_routes import MAX_MS, MAX_TICKS
 from ftl.web.trading_routes import MAX_FILTER, MAX_ID, MAX_PAGE
@@ -42,8 +42,8 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Sign in with a Google ID token",
         False,
         [],
-        _obj(
-            {"id_token": STR, "district_id": {**_int(1, MAX_DISTRICT_ID), "type": ["integer", "null"]}},
+        obj(
+            {"id_token": STR, "district_id": {**integer(1, MAX_DISTRICT_ID), "type": ["integer", "null"]}},
             ["id_token"],
         ),
         (200, TOKENS),
@@ -55,7 +55,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Rotate a refresh token for a new pair",
         False,
         [],
-        _obj({"refresh_token": STR}, ["refresh_token"]),
+        obj({"refresh_token": STR}, ["refresh_token"]),
         (200, TOKENS),
         ["token_reused", "token_revoked", "wrong_token_type"],
     ),
@@ -65,7 +65,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Revoke a refresh token's family",
         False,
         [],
-        _obj({"refresh_token": STR}, ["refresh_token"]),
+        obj({"refresh_token": STR}, ["refresh_token"]),
         (204, None),
         ["invalid_token"],
     ),
@@ -75,11 +75,11 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Dev login (404 when FTL_ENV=production)",
         False,
         [],
-        _obj(
+        obj(
             {
                 "email": {"type": "string", "maxLength": MAX_EMAIL, "pattern": EMAIL_PATTERN},
-                "name": {**_text(200), "type": ["string", "null"]},
-                "district_id": {**_int(1, MAX_DISTRICT_ID), "type": ["integer", "null"]},
+                "name": {**text(200), "type": ["string", "null"]},
+                "district_id": {**integer(1, MAX_DISTRICT_ID), "type": ["integer", "null"]},
             },
             ["email"],
         ),
@@ -93,7 +93,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         True,
         [],
         None,
-        (200, _obj({"id": INT, "email": STR, "name": STR, "district_id": NULLABLE_INT, "wallet": WALLET})),
+        (200, obj({"id": INT, "email": STR, "name": STR, "district_id": NULLABLE_INT, "wallet": WALLET})),
         ["missing_token"],
     ),
     (
@@ -103,7 +103,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         False,
         [],
         None,
-        (200, _obj({"google_client_id": {"type": ["string", "null"]}, "dev_login": {"type": "boolean"}})),
+        (200, obj({"google_client_id": {"type": ["string", "null"]}, "dev_login": {"type": "boolean"}})),
         [],
     ),
     (
@@ -112,15 +112,15 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Players, filtered and paginated",
         True,
         [
-            _q("team", _text(MAX_FILTER)),
-            _q("position", _text(MAX_FILTER)),
-            _q("limit", _int(1, MAX_PAGE)),
-            _q("cursor", _int(0, MAX_ID, "next_cursor of the page before")),
+            query("team", text(MAX_FILTER)),
+            query("position", text(MAX_FILTER)),
+            query("limit", integer(1, MAX_PAGE)),
+            query("cursor", integer(0, MAX_ID, "next_cursor of the page before")),
         ],
         None,
         (
             200,
-            _obj(
+            obj(
                 {"items": {"type": "array", "items": INSTRUMENT}, "next_cursor": {"type": ["string", "null"]}}
             ),
         ),
@@ -143,12 +143,12 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         True,
         [
             ID,
-            _q("side", {"enum": ["long", "short"]}, True),
-            _q("qty", QTY, True),
-            _q("leverage", _int(amm.MIN_LEVERAGE, amm.MAX_LEVERAGE)),
+            query("side", {"enum": ["long", "short"]}, True),
+            query("qty", QTY, True),
+            query("leverage", integer(amm.MIN_LEVERAGE, amm.MAX_LEVERAGE)),
         ],
         None,
-        (200, _obj({"price": CENTS, "notional": CENTS, "fee": CENTS, "margin": CENTS})),
+        (200, obj({"price": CENTS, "notional": CENTS, "fee": CENTS, "margin": CENTS})),
         ["unknown_instrument", "invalid_field", "out_of_range"],
     ),
     (
@@ -156,15 +156,19 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "/api/instruments/{id}/ticks",
         "Index price history",
         True,
-        [ID, _q("limit", _int(1, MAX_TICKS)), _q("before", _int(1, MAX_MS, "ms since the epoch"))],
+        [
+            ID,
+            query("limit", integer(1, MAX_TICKS)),
+            query("before", integer(1, MAX_MS, "ms since the epoch")),
+        ],
         None,
         (
             200,
-            _obj(
+            obj(
                 {
                     "items": {
                         "type": "array",
-                        "items": _obj(
+                        "items": obj(
                             {"ts": INT, "index_price": CENTS, "rating": {"type": ["number", "null"]}}
                         ),
                     }
@@ -179,12 +183,12 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Open a long or short CFD position",
         True,
         [IDEM],
-        _obj(
+        obj(
             {
                 "instrument_id": ID_VALUE,
                 "side": {"enum": ["long", "short"]},
                 "qty": QTY,
-                "leverage": _int(amm.MIN_LEVERAGE, amm.MAX_LEVERAGE),
+                "leverage": integer(amm.MIN_LEVERAGE, amm.MAX_LEVERAGE),
                 "acceptable_price": PRICE,
             },
             ["instrument_id", "side", "qty", "leverage", "acceptable_price"],
@@ -215,7 +219,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Close a position in whole or in part",
         True,
         [ID, IDEM],
-        _obj({"qty": QTY, "acceptable_price": PRICE}, ["acceptable_price"]),
+        obj({"qty": QTY, "acceptable_price": PRICE}, ["acceptable_price"]),
         (200, TRADE_REPLY),
         [
             "not_found",
@@ -238,12 +242,12 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         None,
         (
             200,
-            _obj(
+            obj(
                 {
                     "wallet": WALLET,
                     "positions": {
                         "type": "array",
-                        "items": _obj(
+                        "items": obj(
                             {
                                 **POSITION["properties"],
                                 "mark_price": CENTS,
@@ -262,9 +266,9 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "/api/trades",
         "The caller's trades, newest first",
         True,
-        [_q("limit", _int(1, MAX_PAGE)), _q("before", ID_VALUE)],
+        [query("limit", integer(1, MAX_PAGE)), query("before", ID_VALUE)],
         None,
-        (200, _obj({"items": {"type": "array", "items": TRADE}})),
+        (200, obj({"items": {"type": "array", "items": TRADE}})),
         [],
     ),
     (
@@ -273,27 +277,27 @@ ENDPOINTS: list[tuple[str, str, str, bool, list[Any], Any, tuple[int, Any], list
         "Ranking by equity, overall or per district",
         True,
         [
-            _q("scope", {"enum": ["overall", "district"]}),
-            _q(
+            query("scope", {"enum": ["overall", "district"]}),
+            query(
                 "district_id",
-                _int(
+                integer(
                     1,
                     MAX_DISTRICT,
                     "the district board (no scope: scope=district); unused with scope=overall",
                 ),
             ),
-            _q("limit", _int(1, MAX_BOARD)),
+            query("limit", integer(1, MAX_BOARD)),
         ],
         None,
         (
             200,
-            _obj(
+            obj(
                 {
                     "entries": {
                         "type": "array",
-                        "items": _obj({"rank": INT, "user_id": INT, "name": STR, "equity": CENTS}),
+                        "items": obj({"rank": INT, "user_id": INT, "name": STR, "equity": CENTS}),
                     },
-                    "me": _obj({"rank": {"type": ["integer", "null"]}, "equity": CENTS}),
+                    "me": obj({"rank": {"type": ["integer", "null"]}, "equity": CENTS}),
                 }
             ),
         ),

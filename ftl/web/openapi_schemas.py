@@ -15,33 +15,33 @@ STR = {"type": "string"}
 NULLABLE_INT = {"type": ["integer", "null"]}
 
 
-def _int(lo: int, hi: int, description: str | None = None) -> dict[str, Any]:
+def integer(lo: int, hi: int, description: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "integer", "minimum": lo, "maximum": hi}
     if description:
         out["description"] = description
     return out
 
 
-def _text(max_len: int) -> dict[str, Any]:
+def text(max_len: int) -> dict[str, Any]:
     """Text the api stores: no NUL (PostgreSQL refuses it), at most ``max_len`` characters."""
     return {"type": "string", "maxLength": max_len, "pattern": "^[^\\u0000]*$"}
 
 
-ID_VALUE = _int(1, MAX_ID)
-PRICE = _int(1, amm.MAX_ACCEPTABLE, "acceptable price in integer cents")
-QTY = _int(1, amm.MAX_QTY)
+ID_VALUE = integer(1, MAX_ID)
+PRICE = integer(1, amm.MAX_ACCEPTABLE, "acceptable price in integer cents")
+QTY = integer(1, amm.MAX_QTY)
 
 
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+def obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         out["required"] = required
     return out
 
 
-WALLET = _obj({"available": CENTS, "locked": CENTS, "equity": CENTS})
-USER = _obj({"id": INT, "email": STR, "name": STR, "district_id": NULLABLE_INT})
-TOKENS = _obj(
+WALLET = obj({"available": CENTS, "locked": CENTS, "equity": CENTS})
+USER = obj({"id": INT, "email": STR, "name": STR, "district_id": NULLABLE_INT})
+TOKENS = obj(
     {
         "access_token": STR,
         "refresh_token": STR,
@@ -50,7 +50,7 @@ TOKENS = _obj(
         "user": USER,
     }
 )
-INSTRUMENT = _obj(
+INSTRUMENT = obj(
     {
         "id": INT,
         "player_id": INT,
@@ -63,7 +63,7 @@ INSTRUMENT = _obj(
         "status": {"enum": ["open", "halted", "closed"]},
     }
 )
-POSITION = _obj(
+POSITION = obj(
     {
         "id": INT,
         "instrument_id": INT,
@@ -75,7 +75,7 @@ POSITION = _obj(
         "status": STR,
     }
 )
-TRADE = _obj(
+TRADE = obj(
     {
         "id": INT,
         "kind": {"enum": ["open", "close", "liquidation"]},
@@ -93,10 +93,10 @@ TRADE = _obj(
         "ts": INT,
     }
 )
-TRADE_REPLY = _obj({"position": POSITION, "trade": TRADE, "wallet": WALLET})
-ERROR = _obj(
+TRADE_REPLY = obj({"position": POSITION, "trade": TRADE, "wallet": WALLET})
+ERROR = obj(
     {
-        "error": _obj(
+        "error": obj(
             {
                 "code": STR,
                 "message": STR,
@@ -118,7 +118,7 @@ IDEM = {
 }
 
 
-def _q(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+def query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
