@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
 
 import httpx
 
@@ -21,6 +21,18 @@ from ftl.auth.tokens import Tokens
 from ftl.persistence.stores import Stores
 
 log = logs.get(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in session: a short-lived access token and the refresh token that renews it."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    """Seconds the access token lives."""
+    user: users.User
+    token_type: str = "Bearer"  # noqa: S105 (the scheme, not a secret)
 
 
 class AuthService:
@@ -57,18 +69,18 @@ class AuthService:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def google_login(self, id_token: str, district_id: int | None) -> dict[str, Any]:
+    async def google_login(self, id_token: str, district_id: int | None) -> Session:
         who = await self.google.verify(id_token)
         user = await users.google_user(self.stores, who, district_id)
         log.info("google login", user_id=user.id)
         return await self._session(user)
 
-    async def dev_login(self, email: str, name: str | None, district_id: int | None) -> dict[str, Any]:
+    async def dev_login(self, email: str, name: str | None, district_id: int | None) -> Session:
         user = await users.dev_user(self.stores, email, name, district_id)
         log.info("dev login", user_id=user.id)
         return await self._session(user)
 
-    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+    async def refresh(self, refresh_token: str) -> Session:
         claims = self.tokens.verify(refresh_token, "refresh")
         successor = await self.refreshes.rotate(claims, lambda uid, fam: self.tokens.issue_refresh(uid, fam))
         user = await users.get(self.stores, claims.user_id)
@@ -82,16 +94,10 @@ class AuthService:
         revoked = await self.refreshes.revoke_family_of(claims)
         log.info("logout", user_id=claims.user_id, tokens_revoked=revoked)
 
-    async def _session(self, user: users.User) -> dict[str, Any]:
+    async def _session(self, user: users.User) -> Session:
         issued = self.tokens.issue_refresh(user.id, uuid.uuid4())
         await self.refreshes.record(user.id, issued)
         return self._reply(user, issued.token)
 
-    def _reply(self, user: users.User, refresh_token: str) -> dict[str, Any]:
-        return {
-            "access_token": self.tokens.issue_access(user.id),
-            "refresh_token": refresh_token,
-            "token_type": "Bearer",
-            "expires_in": self.tokens.access_ttl_s,
-            "user": user.as_json(),
-        }
+    def _reply(self, user: users.User, refresh_token: str) -> Session:
+        return Session(self.tokens.issue_access(user.id), refresh_token, self.tokens.access_ttl_s, user)

@@ -21,8 +21,23 @@ class User:
     name: str
     district_id: int | None
 
-    def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "email": self.email, "name": self.name, "district_id": self.district_id}
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    available: int
+    locked: int
+    equity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A user and his wallet (``GET /api/me``)."""
+
+    id: int
+    email: str
+    name: str
+    district_id: int | None
+    wallet: Wallet
 
 
 async def google_user(stores: Stores, who: GoogleIdentity, district_id: int | None) -> User:
@@ -115,7 +130,7 @@ async def _fund(conn: psycopg.AsyncConnection[Any], stores: Stores, user_id: int
     return await cur.fetchone() is not None
 
 
-async def profile(stores: Stores, user_id: int) -> dict[str, Any] | None:
+async def profile(stores: Stores, user_id: int) -> Profile | None:
     """``GET /api/me``: the user and their wallet (Redis when hot, PostgreSQL otherwise)."""
     async with stores.pg.connection() as conn:
         cur = await conn.execute(
@@ -128,14 +143,14 @@ async def profile(stores: Stores, user_id: int) -> dict[str, Any] | None:
         return None
     user = User(*row[:4])
     available, locked = row[4] or 0, row[5] or 0
-    wallet = {"available": available, "locked": locked, "equity": available + locked}
+    wallet = Wallet(available, locked, available + locked)
     hot = await stores.redis.hmget(stores.keys.wallet(user_id), ["available", "locked", "equity"])
     try:
         if all(v is not None for v in hot):
-            wallet = dict(zip(("available", "locked", "equity"), (int(v or 0) for v in hot), strict=True))
+            wallet = Wallet(*(int(v or 0) for v in hot))
     except ValueError:
         pass  # not integers: PostgreSQL's copy stands
-    return {**user.as_json(), "wallet": wallet}
+    return Profile(user.id, user.email, user.name, user.district_id, wallet)
 
 
 async def get(stores: Stores, user_id: int) -> User | None:

@@ -23,7 +23,8 @@ class ApiService:
 
         rt = self.runtime
         app = build_api(rt.stores, rt.health)
-        self.server = AsgiServer(app, rt.settings.host, rt.settings.api_port, "api")
+        s = rt.settings
+        self.server = AsgiServer(app, s.host, s.api_port, "api", idle_s=s.http_idle_s)
 
     async def run(self) -> None:
         assert self.server is not None

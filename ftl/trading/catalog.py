@@ -28,19 +28,6 @@ class Instrument:
         """The mark price: what the next infinitesimal trade would pay."""
         return amm.mark(self.index_price, self.skew, self.depth)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "player_id": self.player_id,
-            "name": self.name,
-            "team": self.team,
-            "position": self.position,
-            "price": self.price,
-            "index_price": self.index_price,
-            "skew": self.skew,
-            "status": self.status,
-        }
-
 
 def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)

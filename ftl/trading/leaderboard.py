@@ -72,9 +72,6 @@ class Entry:
     name: str
     equity: int
 
-    def as_json(self) -> dict[str, Any]:
-        return {"rank": self.rank, "user_id": self.user_id, "name": self.name, "equity": self.equity}
-
 
 def board_key(stores: Stores, scope: str, district_id: int | None) -> str:
     if scope == "district":

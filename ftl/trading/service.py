@@ -79,37 +79,6 @@ def rejection(code: str) -> Refused:
     return Refused(Kind.INVALID, code, f"rejected: {code}")
 
 
-def position_json(result: OpenResult | CloseResult, leverage: int | None = None) -> dict[str, Any]:
-    if isinstance(result, OpenResult):
-        return {
-            "id": result.position_id, "instrument_id": result.instrument_id,
-            "side": result.side, "qty": result.qty, "entry_price": result.price,
-            "margin": result.margin, "leverage": result.leverage, "status": "open",
-        }  # fmt: skip
-    return {
-        "id": result.position_id, "instrument_id": result.instrument_id, "side": result.side,
-        "qty": result.remaining_qty, "status": result.status,
-    }  # fmt: skip
-
-
-def trade_json(result: OpenResult | CloseResult) -> dict[str, Any]:
-    kind = "open" if isinstance(result, OpenResult) else result.kind
-    out: dict[str, Any] = {
-        "id": result.trade_id, "kind": kind, "position_id": result.position_id,
-        "instrument_id": result.instrument_id, "side": result.side, "qty": result.qty,
-        "price": result.price, "notional": result.notional, "fee": result.fee,
-        "margin": result.margin, "ts": result.ts,
-    }  # fmt: skip
-    if isinstance(result, CloseResult):
-        out["realised_pnl"] = result.realised_pnl
-        out["payout"] = result.payout
-    return out
-
-
-def wallet_json(result: OpenResult | CloseResult) -> dict[str, int]:
-    return {"available": result.available, "locked": result.locked, "equity": result.equity}
-
-
 class Traders:
     """Who is trading: the user of a verified token and his district (cached per process)."""
 
@@ -259,7 +228,9 @@ class TradeService:
         leverage: int,
         acceptable_price: int,
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> OpenResult | CloseResult:
+        """Open a position: the trade script's result once PostgreSQL has the trade (a retry
+        with the same key gets the first trade's)."""
         wanted = idempotency.open_hash(trader.user_id, instrument_id, side, qty, leverage, acceptable_price)
         result, recorded = await self._run(
             trader,
@@ -279,7 +250,7 @@ class TradeService:
         )
         if not recorded:
             await self._confirm(result)
-        return _reply(result)
+        return result
 
     async def close(
         self,
@@ -289,7 +260,8 @@ class TradeService:
         qty: int | None,
         acceptable_price: int,
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> OpenResult | CloseResult:
+        """Close ``qty`` units of a position (None: all); the result once PostgreSQL has it."""
         _, instrument_id = await self.scripts.position_instrument(position_id)
 
         def wanted(entry: dict[str, str]) -> str:
@@ -317,7 +289,7 @@ class TradeService:
         )
         if not recorded:
             await self._confirm(result)
-        return _reply(result)
+        return result
 
     async def _run(
         self,
@@ -356,7 +328,3 @@ class TradeService:
             else:
                 log.info("district resync", user_id=trader.user_id, cached=trader.district_id)
                 trader = await self.traders.resync(trader.user_id)
-
-
-def _reply(result: OpenResult | CloseResult) -> dict[str, Any]:
-    return {"position": position_json(result), "trade": trade_json(result), "wallet": wallet_json(result)}

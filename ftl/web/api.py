@@ -24,7 +24,7 @@ from ftl.web.trading_routes import trading_routes
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi.document())
+    return JSONResponse(openapi.document())  # built once (cached)
 
 
 async def openapi_page(request: Request) -> Response:

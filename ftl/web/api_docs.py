@@ -11,11 +11,11 @@ def docs_page() -> str:
     """``/api/docs``: Swagger UI (vendored under ``static/vendor/swagger-ui``, no CDN) on
     ``/api/openapi.json``; without JavaScript, a table of the endpoints."""
     rows = []
-    for method, path, summary, auth, _params, _body, (status, _r), codes in ENDPOINTS:
+    for e in ENDPOINTS:
         rows.append(
-            f"<tr><td><code>{method.upper()} {html.escape(path)}</code></td>"
-            f"<td>{html.escape(summary)}</td><td>{'Bearer' if auth else '-'}</td>"
-            f"<td>{status}</td><td>{html.escape(', '.join(codes))}</td></tr>"
+            f"<tr><td><code>{e.method.upper()} {html.escape(e.path)}</code></td>"
+            f"<td>{html.escape(e.summary)}</td><td>{'Bearer' if e.auth else '-'}</td>"
+            f"<td>{e.status}</td><td>{html.escape(', '.join(e.codes))}</td></tr>"
         )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>FTL API</title>"

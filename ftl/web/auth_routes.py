@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ftl.auth import users
 from ftl.auth.failures import token_error
 from ftl.auth.service import AuthService
 from ftl.errors import Kind, Refused
-from ftl.web import auth_body as body
+from ftl.web import bodies as b
+from ftl.web import decode
+from ftl.web import replies as out
 from ftl.web.auth_deps import current_user
+from ftl.web.replies import StructResponse
 
 
 def mount_auth(app: Starlette, service: AuthService) -> None:
@@ -41,10 +44,9 @@ async def _service(request: Request) -> AuthService:
 
 async def google_login(request: Request) -> Response:
     service = await _service(request)
-    data = await body.read_object(request, ("id_token", "district_id"), ("id_token",))
-    district = body.district(data)
-    reply = await service.google_login(body.token_field(data, "id_token"), district)
-    return JSONResponse(reply)
+    body = await decode.body(request, b.GoogleLogin, b.MAX_AUTH_BODY)
+    session = await service.google_login(body.id_token, body.district_id)
+    return StructResponse(out.convert(session, out.Tokens))
 
 
 async def dev_login(request: Request) -> Response:
@@ -52,23 +54,21 @@ async def dev_login(request: Request) -> Response:
     if service.stores.settings.production:
         raise Refused(Kind.NOT_FOUND, "not_found", "Not Found")
     service = await _service(request)
-    data = await body.read_object(request, ("email", "name", "district_id"), ("email",))
-    email = body.email(data)
-    name = body.optional_str(data, "name", 200)
-    reply = await service.dev_login(email, name, body.district(data))
-    return JSONResponse(reply)
+    body = await decode.body(request, b.DevLogin, b.MAX_AUTH_BODY)
+    session = await service.dev_login(body.email.strip(" ").lower(), body.name, body.district_id)
+    return StructResponse(out.convert(session, out.Tokens))
 
 
 async def refresh(request: Request) -> Response:
     service = await _service(request)
-    data = await body.read_object(request, ("refresh_token",), ("refresh_token",))
-    return JSONResponse(await service.refresh(body.token_field(data, "refresh_token")))
+    body = await decode.body(request, b.RefreshToken, b.MAX_AUTH_BODY)
+    return StructResponse(out.convert(await service.refresh(body.refresh_token), out.Tokens))
 
 
 async def logout(request: Request) -> Response:
     service = await _service(request)
-    data = await body.read_object(request, ("refresh_token",), ("refresh_token",))
-    await service.logout(body.token_field(data, "refresh_token"))
+    body = await decode.body(request, b.RefreshToken, b.MAX_AUTH_BODY)
+    await service.logout(body.refresh_token)
     return Response(status_code=204)
 
 
@@ -78,4 +78,4 @@ async def me(request: Request) -> Response:
     found = await users.profile(service.stores, principal.user_id)
     if found is None:
         raise token_error("unknown_user", "the account of this token no longer exists")
-    return JSONResponse(found)
+    return StructResponse(out.convert(found, out.Me))

@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import psycopg
 import psycopg_pool
 import redis.exceptions
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ftl import logs
 from ftl.errors import Kind, Refused
+from ftl.web.replies import Error, ErrorDetail
 
 log = logs.get(__name__)
 
@@ -45,12 +47,15 @@ def _headers(exc: Refused) -> dict[str, str]:
     return headers
 
 
-class ErrorJSON(JSONResponse):
-    """JSON escaped to ASCII: an error may echo client text (a field name) holding a lone
-    surrogate, which ``JSONResponse``'s UTF-8 encoding would turn into a 500."""
+class ErrorJSON(Response):
+    """The declared error body (:class:`ftl.web.replies.Error`) as JSON escaped to ASCII: an error
+    may echo client text (a field name) holding a lone surrogate, which UTF-8 cannot encode."""
+
+    media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+        plain = msgspec.to_builtins(content)
+        return json.dumps(plain, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def error_response(
@@ -59,11 +64,10 @@ def error_response(
     message: str,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if extra:
-        body.update(extra)
-    return ErrorJSON({"error": body}, status_code=status, headers=headers)
+) -> Response:
+    extra = extra or {}
+    detail = ErrorDetail(code, message, field=extra.get("field"), trade_id=extra.get("trade_id"))
+    return ErrorJSON(Error(detail), status_code=status, headers=headers)
 
 
 async def refused_handler(request: Request, exc: Exception) -> Response:

@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ftl.errors import Kind, Refused
 from ftl.persistence.stores import Stores
 from ftl.trading.leaderboard import SCOPES, Boards, board_key
 from ftl.trading.service import Trader
-from ftl.web import validate as v
+from ftl.web import decode
+from ftl.web import replies as out
+from ftl.web.bodies import LeaderboardQuery
+from ftl.web.replies import StructResponse
 
 Authenticate = Callable[[Request], Awaitable[Trader]]
-MAX_DISTRICT = 2**31 - 1
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 
 
 def leaderboard_routes(stores: Stores, authenticate: Authenticate) -> list[BaseRoute]:
@@ -25,13 +25,12 @@ def leaderboard_routes(stores: Stores, authenticate: Authenticate) -> list[BaseR
 
     async def leaderboard(request: Request) -> Response:
         trader = await authenticate(request)
-        limit = v.query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
-        district = v.query_int(request, "district_id", None, 1, MAX_DISTRICT)
+        q = decode.query(request, LeaderboardQuery)
+        district = q.district_id
         # No scope: the district board when a district is named, else the overall one. With
         # scope=overall a district_id plays no part (each parameter valid alone stays valid).
-        scope = request.query_params.get("scope") or ("district" if district is not None else "overall")
-        if scope not in SCOPES:
-            raise v.invalid("scope", "must be overall or district")
+        scope = q.scope or ("district" if district is not None else "overall")
+        assert scope in SCOPES
         if scope == "district":
             district = district if district is not None else trader.district_id
             if district is None:
@@ -40,10 +39,9 @@ def leaderboard_routes(stores: Stores, authenticate: Authenticate) -> list[BaseR
                     Kind.NOT_FOUND, "no_district", "you are in no district: name one with district_id"
                 )
         key = board_key(stores, scope, district)
-        entries = await boards.top(key, limit)
+        entries = await boards.top(key, q.limit)
         rank, equity = await boards.me(key, trader.user_id)
-        return JSONResponse(
-            {"entries": [e.as_json() for e in entries], "me": {"rank": rank, "equity": equity}}
-        )
+        board = out.Leaderboard([out.convert(e, out.BoardEntry) for e in entries], out.MyRank(rank, equity))
+        return StructResponse(board)
 
     return [Route("/api/leaderboard", leaderboard, methods=["GET"])]

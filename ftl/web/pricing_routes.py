@@ -6,26 +6,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ftl.persistence.stores import Stores
 from ftl.pricing.ticks import read_ticks
-from ftl.web import validate as v
-
-MAX_TICKS = 1000
-"""Most ticks one page holds (``limit``)."""
-MAX_MS = v.MAX_MS
-"""``before`` is at most the end of year 9999: later instants are no Python (or psycopg) datetime."""
+from ftl.web import decode
+from ftl.web import replies as out
+from ftl.web.bodies import TicksQuery
+from ftl.web.replies import StructResponse
+from ftl.web.validate import path_id
 
 
 def pricing_routes(stores: Stores, authenticate: Callable[[Request], Awaitable[Any]]) -> list[BaseRoute]:
     async def ticks(request: Request) -> Response:
         await authenticate(request)
-        iid = v.path_id(request)
-        limit = v.query_int(request, "limit", 100, 1, MAX_TICKS) or 100
-        before = v.query_int(request, "before", None, 1, MAX_MS)
+        iid = path_id(request)
+        q = decode.query(request, TicksQuery)  # before: at most year 9999, a Python datetime
         async with stores.pg.connection() as conn:
-            return JSONResponse(await read_ticks(conn, iid, limit=limit, before=before))
+            page = await read_ticks(conn, iid, limit=q.limit, before=q.before)
+        return StructResponse(out.convert(page, out.TickPage))
 
     return [Route("/api/instruments/{id}/ticks", ticks, methods=["GET"])]

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ftl.config import Settings
+from ftl.web.replies import ClientConfig, StructResponse
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -34,12 +35,12 @@ class RevalidatedStaticFiles(StaticFiles):
         return response
 
 
-def client_config(settings: Settings) -> dict[str, object]:
+def client_config(settings: Settings) -> ClientConfig:
     """What the page needs to know before sign-in (nothing secret)."""
-    return {
-        "google_client_id": settings.google_client_ids[0] if settings.google_client_ids else None,
-        "dev_login": not settings.production,
-    }
+    return ClientConfig(
+        google_client_id=settings.google_client_ids[0] if settings.google_client_ids else None,
+        dev_login=not settings.production,
+    )
 
 
 def static_routes(settings: Settings) -> list[BaseRoute]:
@@ -50,7 +51,7 @@ def static_routes(settings: Settings) -> list[BaseRoute]:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def get_config(request: Request) -> Response:
-        return JSONResponse(config, headers={"Cache-Control": "no-store"})
+        return StructResponse(config, headers={"Cache-Control": "no-store"})
 
     return [
         Route("/", index, methods=["GET", "HEAD"]),

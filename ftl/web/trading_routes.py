@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ftl.errors import Kind, Refused
@@ -14,15 +14,13 @@ from ftl.persistence.stores import Stores
 from ftl.persistence.trade_scripts import TradingScripts
 from ftl.trading import amm, catalog
 from ftl.trading.service import Trader, Traders, TradeService
-from ftl.web import validate as v
+from ftl.web import bodies as b
+from ftl.web import decode
+from ftl.web import replies as out
+from ftl.web.replies import StructResponse
+from ftl.web.validate import idempotency_key, path_id
 
 Authenticate = Callable[[Request], Awaitable[Trader]]
-MAX_ID = 2**53 - 1
-SIDES = ("long", "short")
-MAX_FILTER = 100
-MAX_PAGE = 200
-"""Most items a page of instruments or trades holds (``limit``)."""
-"""Longest ``team``/``position`` filter of the instrument list (characters)."""
 
 
 def trading_routes(
@@ -32,90 +30,77 @@ def trading_routes(
 
     async def list_instruments(request: Request) -> Response:
         await authenticate(request)
-        limit = v.query_int(request, "limit", 50, 1, MAX_PAGE) or 50
-        after = v.query_int(request, "cursor", 0, 0, MAX_ID) or 0
-        team = v.query_text(request, "team", MAX_FILTER)
-        position = v.query_text(request, "position", MAX_FILTER)
-        items, cursor = await catalog.page(stores, team=team, position=position, limit=limit, after=after)
-        return JSONResponse(
-            {"items": [i.as_json() for i in items], "next_cursor": None if cursor is None else str(cursor)}
+        q = decode.query(request, b.InstrumentsQuery)
+        items, cursor = await catalog.page(
+            stores, team=q.team or None, position=q.position or None, limit=q.limit, after=q.cursor
         )
+        page = out.InstrumentPage(
+            [out.convert(i, out.Instrument) for i in items], None if cursor is None else str(cursor)
+        )
+        return StructResponse(page)
 
     async def get_instrument(request: Request) -> Response:
         await authenticate(request)
-        found = await catalog.get(stores, v.path_id(request))
+        return StructResponse(out.convert(await _instrument(request), out.Instrument))
+
+    async def _instrument(request: Request) -> catalog.Instrument:
+        found = await catalog.get(stores, path_id(request))
         if found is None:
             raise Refused(Kind.NOT_FOUND, "unknown_instrument", "no such instrument")
-        return JSONResponse(found.as_json())
+        return found
 
     async def quote(request: Request) -> Response:
         await authenticate(request)
-        found = await catalog.get(stores, v.path_id(request))
-        if found is None:
-            raise Refused(Kind.NOT_FOUND, "unknown_instrument", "no such instrument")
-        side = request.query_params.get("side", "")
-        if side not in SIDES:
-            raise v.invalid("side", "must be long or short")
-        qty = v.query_int(request, "qty", None, 1, amm.MAX_QTY)
-        if qty is None:
-            raise Refused(Kind.INVALID, "missing_field", "qty is required", extra={"field": "qty"})
-        leverage = v.query_int(request, "leverage", 1, amm.MIN_LEVERAGE, amm.MAX_LEVERAGE) or 1
-        q = amm.quote(
-            found.index_price,
-            found.skew,
-            found.depth,
-            side,  # type: ignore[arg-type]
-            qty,
-            leverage,
-            scripts.config.fee_bps,
+        found = await _instrument(request)
+        q = decode.query(request, b.QuoteQuery)
+        fill = amm.quote(
+            found.index_price, found.skew, found.depth, q.side, q.qty, q.leverage, scripts.config.fee_bps
         )
-        return JSONResponse({"price": q.price, "notional": q.notional, "fee": q.fee, "margin": q.margin})
+        return StructResponse(out.Quote(fill.price, fill.notional, fill.fee, fill.margin))
 
     async def open_position(request: Request) -> Response:
         trader = await authenticate(request)
-        key = v.idempotency_key(request)
-        fields = ("instrument_id", "side", "qty", "leverage", "acceptable_price")
-        body = await v.json_object(request, fields, fields)
-        reply = await service.open(
+        key = idempotency_key(request)
+        body = await decode.body(request, b.OpenPosition)
+        result = await service.open(
             trader,
-            instrument_id=v.integer(body, "instrument_id", 1, MAX_ID),
-            side=v.choice(body, "side", SIDES),
-            qty=v.integer(body, "qty", 1, amm.MAX_QTY),
-            leverage=v.integer(body, "leverage", amm.MIN_LEVERAGE, amm.MAX_LEVERAGE),
-            acceptable_price=v.integer(body, "acceptable_price", 1, amm.MAX_ACCEPTABLE),
+            instrument_id=body.instrument_id,
+            side=body.side,
+            qty=body.qty,
+            leverage=body.leverage,
+            acceptable_price=body.acceptable_price,
             idempotency_key=key,
         )
-        return JSONResponse(reply, status_code=201)
+        return StructResponse(out.trade_reply(result), status_code=201)
 
     async def close_position(request: Request) -> Response:
         trader = await authenticate(request)
-        position_id = v.path_id(request)
-        key = v.idempotency_key(request)
-        body = await v.json_object(request, ("qty", "acceptable_price"), ("acceptable_price",))
-        reply = await service.close(
+        position_id = path_id(request)
+        key = idempotency_key(request)
+        body = await decode.body(request, b.ClosePosition)
+        result = await service.close(
             trader,
             position_id=position_id,
-            qty=v.optional_integer(body, "qty", 1, amm.MAX_QTY),
-            acceptable_price=v.integer(body, "acceptable_price", 1, amm.MAX_ACCEPTABLE),
+            qty=body.qty,
+            acceptable_price=body.acceptable_price,
             idempotency_key=key,
         )
-        return JSONResponse(reply)
+        return StructResponse(out.trade_reply(result))
 
     async def portfolio(request: Request) -> Response:
         trader = await authenticate(request)
-        return JSONResponse(await _portfolio(stores, trader, scripts.config.mm_bps))
+        return StructResponse(await _portfolio(stores, trader, scripts.config.mm_bps))
 
     async def trades(request: Request) -> Response:
         trader = await authenticate(request)
-        limit = v.query_int(request, "limit", 50, 1, MAX_PAGE) or 50
-        before = v.query_int(request, "before", MAX_ID, 1, MAX_ID) or MAX_ID
+        q = decode.query(request, b.TradesQuery)
         async with stores.pg.connection() as conn:
             cur = await conn.execute(
                 "SELECT id, kind, position_id, instrument_id, side, qty, price, notional, fee, "
                 "margin, realised_pnl, payout, leverage, "
                 "(extract(epoch FROM created_at) * 1000)::bigint "
                 "FROM trades WHERE user_id = %s AND id < %s ORDER BY id DESC LIMIT %s",
-                (trader.user_id, before, limit),
+                (trader.user_id, q.before, q.limit),
             )
             rows = await cur.fetchall()
         names = (
@@ -134,7 +119,8 @@ def trading_routes(
             "leverage",
             "ts",
         )
-        return JSONResponse({"items": [dict(zip(names, row, strict=True)) for row in rows]})
+        items = [out.convert(dict(zip(names, row, strict=True)), out.Trade) for row in rows]
+        return StructResponse(out.TradePage(items))
 
     return [
         Route("/api/instruments", list_instruments, methods=["GET"]),
@@ -151,7 +137,7 @@ def _int(v: Any, default: int = 0) -> int:
     return default if v is None else int(v)
 
 
-async def _portfolio(stores: Stores, trader: Trader, mm_bps: int) -> dict[str, Any]:
+async def _portfolio(stores: Stores, trader: Trader, mm_bps: int) -> out.Portfolio:
     async with stores.pg.connection() as conn:
         cur = await conn.execute(
             "SELECT id, instrument_id, side, qty, entry_price, entry_notional, margin, leverage, "
@@ -179,11 +165,10 @@ async def _portfolio(stores: Stores, trader: Trader, mm_bps: int) -> dict[str, A
         mark = amm.mark(_int(ins_hot[0]), _int(ins_hot[1]), _int(ins_hot[2], 1))
         upnl = amm.unrealised_pnl(side, qty, entry_notional, mark)
         upnl_total += upnl
-        positions.append({
-            "id": pid, "instrument_id": iid, "side": side, "qty": qty,
-            "entry_price": entry_price, "margin": margin, "leverage": leverage,
-            "mark_price": mark, "unrealised_pnl": upnl, "status": status,
-            "liquidation_price": amm.liquidation_price(side, qty, entry_notional, margin, mm_bps),
-        })  # fmt: skip
-    wallet = {"available": available, "locked": locked, "equity": available + locked + upnl_total}
-    return {"wallet": wallet, "positions": positions}
+        positions.append(out.HeldPosition(
+            id=pid, instrument_id=iid, side=side, qty=qty, entry_price=entry_price, margin=margin,
+            leverage=leverage, status=status, mark_price=mark, unrealised_pnl=upnl,
+            liquidation_price=amm.liquidation_price(side, qty, entry_notional, margin, mm_bps),
+        ))  # fmt: skip
+    wallet = out.Wallet(available, locked, available + locked + upnl_total)
+    return out.Portfolio(wallet, positions)

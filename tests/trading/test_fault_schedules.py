@@ -161,9 +161,9 @@ class World:
                     trader, position_id=b["position"], qty=b["qty"], acceptable_price=b["acceptable"],
                     idempotency_key=req.key,
                 )  # fmt: skip
-            req.replies.append(int(reply["trade"]["id"]))
+            req.replies.append(int(reply.trade_id))
             if b["op"] == "open":
-                b["opened"] = int(reply["position"]["id"])
+                b["opened"] = int(reply.position_id)
         except Refused as exc:
             req.replies.append(exc.code)
         except ApiKilled:

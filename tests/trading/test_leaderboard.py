@@ -64,6 +64,7 @@ async def test_order_tie_break_me_and_district_scope(
     assert [(e["rank"], e["user_id"]) for e in r.json()["entries"]] == [(1, b), (2, a)]
     assert r.json()["me"] == {"rank": 2, "equity": 1_000_000}
     r = await api.get("/api/leaderboard", params={"scope": "district", "district_id": 8}, headers=auth_for(a))
+    assert r.status_code == 200, r.text
     assert [e["user_id"] for e in r.json()["entries"]] == [c]
     assert r.json()["me"] == {"rank": None, "equity": 1_000_000}  # not on that board
     # a district named without a scope is that district's board; with scope=overall it plays no part

@@ -16,10 +16,12 @@ from ftl.errors import Kind, Refused
 from ftl.persistence.ledger import Outcome, fold_all, persist_trade
 from ftl.persistence.recovery import rebuild
 from ftl.persistence.stores import Stores
-from ftl.persistence.trade_replies import OpenResult, Rejected
+from ftl.persistence.trade_replies import CloseResult, OpenResult, Rejected
 from ftl.trading.service import Trader, TradeService
 from ftl.worker.flusher import Flusher
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
+
+Result = OpenResult | CloseResult
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def _service(stores: Stores) -> TradeService:
     return TradeService(stores, trading(stores))
 
 
-async def _open(service: TradeService, user: int, iid: int, key: str, qty: int = 10) -> dict[str, Any]:
+async def _open(service: TradeService, user: int, iid: int, key: str, qty: int = 10) -> Result:
     return await service.open(
         Trader(user, None), instrument_id=iid, side="long", qty=qty, leverage=2,
         acceptable_price=10**6, idempotency_key=key,
@@ -60,8 +62,8 @@ async def test_key_reused_after_redis_forgot_it_answers_the_first_trade(stores: 
     await stores.redis.delete(stores.keys.idempotency(user, "reused"))  # its 24 h TTL ran out
     wallet = await stores.redis.hgetall(stores.keys.wallet(user))
     again = await _open(service, user, iid, "reused")
-    assert again["trade"]["id"] == first["trade"]["id"]
-    assert again["position"]["id"] == first["position"]["id"]
+    assert again.trade_id == first.trade_id
+    assert again.position_id == first.position_id
     assert await stores.redis.hgetall(stores.keys.wallet(user)) == wallet  # no second trade
     assert await _one(stores, "SELECT count(*) FROM trades WHERE idempotency_key = 'reused'") == 1
     await _clean_audit(stores)
@@ -126,7 +128,7 @@ async def test_a_trade_in_flight_during_a_redis_loss_is_fenced_and_not_confirmed
     assert int(await stores.redis.hget(stores.keys.instrument(iid), "skew") or 0) == 5
     # the client's retry with the same key makes the trade once, on the new Redis
     retry = await _open(service, user, iid, "lost", qty=7)
-    assert retry["trade"]["id"] != lost.trade_id
+    assert retry.trade_id != lost.trade_id
     assert await _one(stores, "SELECT count(*) FROM trades WHERE idempotency_key = 'lost'") == 1
     await _clean_audit(stores)
 
@@ -178,7 +180,7 @@ async def test_unknown_outcome_is_said_so_and_a_retry_returns_the_first_trade(
         Trader(user, None), instrument_id=iid, side="long", qty=2, leverage=1,
         acceptable_price=10**6, idempotency_key="u",
     )  # fmt: skip
-    assert again["trade"]["id"] == result.trade_id
+    assert again.trade_id == result.trade_id
     assert await _one(stores, "SELECT count(*) FROM trades WHERE idempotency_key = 'u'") == 1
     await _clean_audit(stores)
 

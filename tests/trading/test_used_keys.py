@@ -11,10 +11,12 @@ import pytest
 from ftl.persistence.hot import start_used_keys
 from ftl.persistence.recovery import rebuild
 from ftl.persistence.stores import Stores
-from ftl.persistence.trade_replies import OpenResult, Rejected
+from ftl.persistence.trade_replies import CloseResult, OpenResult, Rejected
 from ftl.persistence.trade_scripts import key_hash
 from ftl.trading.service import Trader, TradeService
 from tests.persistence.support import make_instrument, make_trader, trading, wipe_redis
+
+Result = OpenResult | CloseResult
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ class CountingService(TradeService):
         self.ledger.used_keys = used_keys  # type: ignore[method-assign]
 
 
-async def _open(service: TradeService, user: int, iid: int, key: str, qty: int = 3) -> dict[str, Any]:
+async def _open(service: TradeService, user: int, iid: int, key: str, qty: int = 3) -> Result:
     return await service.open(
         Trader(user, None), instrument_id=iid, side="long", qty=qty, leverage=2,
         acceptable_price=10**6, idempotency_key=key,
@@ -67,7 +69,7 @@ def test_key_hash_is_31_bits_of_sha1() -> None:
 async def test_new_keys_ask_postgres_nothing(stores: Stores) -> None:
     user, iid = await make_trader(stores), await make_instrument(stores)
     service = CountingService(stores)
-    ids = {(await _open(service, user, iid, f"k{i}"))["trade"]["id"] for i in range(5)}
+    ids = {(await _open(service, user, iid, f"k{i}")).trade_id for i in range(5)}
     assert len(ids) == 5
     assert service.asked == Counter()
     members = await stores.redis.smembers(stores.keys.used_keys(user))
@@ -83,7 +85,7 @@ async def test_after_a_redis_loss_the_set_is_loaded_once_then_keys_are_known(sto
     await rebuild(stores)
     await stores.redis.delete(stores.keys.idempotency(user, "before"))  # as if older than 24 h
     again = await _open(service, user, iid, "before")  # the set is loaded, the key is in it
-    assert again["trade"]["id"] == first["trade"]["id"]
+    assert again.trade_id == first.trade_id
     assert service.asked == Counter(used_keys=1, recorded=1)
     await _open(service, user, iid, "after-1")
     await _open(service, user, iid, "after-2")
@@ -97,7 +99,7 @@ async def test_a_hash_collision_costs_one_look_up_and_then_trades(stores: Stores
     service = CountingService(stores)
     opened = await _open(service, user, iid, "fresh")
     assert service.asked == Counter(recorded=1)
-    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", opened["trade"]["id"]) == 1
+    assert await _count(stores, "SELECT count(*) FROM trades WHERE id = %s", opened.trade_id) == 1
 
 
 async def test_a_load_is_refused_when_redis_was_rebuilt_since_the_marker_was_read(stores: Stores) -> None:
