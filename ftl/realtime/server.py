@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import aiofastnet
 import redis.asyncio as aioredis
 from picows import (
+    WSAutoPingStrategy,
     WSListener,
     WSUpgradeRequest,
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
-    ws_create_server,
 )
+from picows.picows import WSProtocol  # type: ignore[attr-defined]  # see WsServer._ws_protocol
 
 from ftl import logs
 from ftl.auth.principal import Principal
@@ -31,6 +34,7 @@ from ftl.realtime.session import Session
 from ftl.realtime.snapshots import Snapshotter
 
 log = logs.get(__name__)
+_PICOWS_LOG = logging.getLogger("picows.ws")
 
 Verify = Callable[[str], Principal]
 """Checks an access token; raises on any invalid or expired one."""
@@ -38,6 +42,13 @@ Verify = Callable[[str], Principal]
 Route = WSListener | WSUpgradeResponseWithListener | None
 KNOWN_USERS_CACHED = 100_000
 """User ids a worker remembers as existing (then it forgets them all and asks Redis again)."""
+MAX_REQUEST_HEAD = 16 * 1024
+"""Bytes of a request head (request line, headers, blank line) the port reads; a longer one is
+answered 431. As the api's hypercorn (h11_max_incomplete_size). picows 2.3 has the same limit
+hard-coded but resets the connection there, with no reply and no hook: :class:`HeadGuard`."""
+LINGER_S = 2.0
+"""After a 408/431 the rest of the request is read and dropped this long, so that the client
+reads the reply instead of a TCP reset; then the socket is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,8 @@ class WsOptions:
     """SO_SNDBUF of each socket (kernel memory a non-reading client can pin); None: autotuned."""
     tick_s: float = 1.0
     auth_timeout_s: float = AUTH_TIMEOUT_S
+    handshake_timeout_s: float = 5.0
+    """A connection without a complete request head by then is answered 408 and closed."""
     backlog: int = 4096
 
 
@@ -126,6 +139,73 @@ class KnownUsers:
         return found
 
 
+class HeadGuard(asyncio.Protocol):
+    """The first protocol of every connection: reads the request head before picows does. Above
+    :data:`MAX_REQUEST_HEAD` it answers 431, incomplete at the handshake timeout 408 (then a
+    lingering close); else it hands the head and what follows to picows (``set_protocol``)."""
+
+    def __init__(self, inner: Callable[[], asyncio.BufferedProtocol], timeout_s: float) -> None:
+        self.inner, self.timeout_s, self.head, self.refused = inner, timeout_s, bytearray(), False
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.timer = asyncio.get_running_loop().call_later(
+            self.timeout_s, self.refuse, 408, "request_timeout", "no complete request head in time"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # the rest of a refused request: dropped
+        seen = len(self.head)
+        head: bytes | bytearray = data  # mostly the whole head comes in one read: no copy
+        if seen:
+            self.head += data
+            head = self.head
+        end = head.find(b"\r\n\r\n", max(0, seen - 3))
+        if (end + 4 if end >= 0 else len(head)) > MAX_REQUEST_HEAD:
+            self.refuse(431, "headers_too_large", f"the request head is over {MAX_REQUEST_HEAD} bytes")
+        elif end >= 0:
+            self.hand_over(head)
+        elif not seen:
+            self.head += data
+
+    def eof_received(self) -> bool:
+        return False  # the client is done (it read the refusal, or gave up): close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def refuse(self, status: int, code: str, message: str) -> None:
+        assert self.transport is not None and self.timer is not None
+        self.timer.cancel()
+        log.debug("ws request refused", status=status, read=len(self.head))
+        self.refused, self.head = True, bytearray()
+        response = _error(status, code, message).response
+        response.headers["Connection"] = "close"
+        self.transport.write(bytes(response.to_bytes()))
+        self.transport.write_eof()
+        self.timer = asyncio.get_running_loop().call_later(LINGER_S, self.transport.abort)
+
+    def hand_over(self, head: bytes | bytearray) -> None:
+        assert self.transport is not None and self.timer is not None
+        self.timer.cancel()
+        protocol = self.inner()
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+        data = memoryview(head)
+        while data and not self.transport.is_closing():
+            buffer = memoryview(protocol.get_buffer(len(data)))
+            size = min(len(buffer), len(data))
+            buffer[:size] = data[:size]
+            protocol.buffer_updated(size)
+            data = data[size:]
+        data.release()
+        self.head = bytearray()
+
+
 class WsServer:
     """One worker process of a ws replica; several share the port with SO_REUSEPORT."""
 
@@ -185,17 +265,14 @@ class WsServer:
             asyncio.create_task(self._ticker(), name="ws-ticker"),
             asyncio.create_task(self._readiness(), name="ws-readiness"),
         ]
-        self.server = await ws_create_server(
-            self._route,
+        self._ws_protocol()  # a picows without this constructor fails here, not on a connection
+        self.server = await aiofastnet.create_server(
+            self.loop,
+            lambda: HeadGuard(self._ws_protocol, self.options.handshake_timeout_s),
             self.host,
             self.requested_port,
             reuse_port=self.reuse_port,
             backlog=self.options.backlog,
-            max_frame_size=MAX_CLIENT_FRAME,
-            read_buffer_init_size=1024,
-            websocket_handshake_timeout=5,
-            enable_auto_ping=False,
-            logger_name="ws",
         )
         log.info("ws worker listening", host=self.host, port=self.port, reuse_port=self.reuse_port)
 
@@ -262,6 +339,17 @@ class WsServer:
             await asyncio.sleep(1.0)
 
     # --- HTTP routing of the upgrade request ----------------------------------------------
+
+    def _ws_protocol(self) -> asyncio.BufferedProtocol:
+        """The protocol ``picows.ws_create_server`` builds per connection (picows 2.3 api.py, same
+        arguments in order): picows has no public way to take a transport it did not accept. No
+        handshake timer (HeadGuard had one; a whole head is answered at once), no auto ping (the
+        ticker pings), auto pong, 1 KiB initial read buffer."""
+        protocol: asyncio.BufferedProtocol = WSProtocol(
+            None, None, False, self._route, _PICOWS_LOG, True, None,
+            False, 20.0, 20.0, WSAutoPingStrategy.PING_WHEN_IDLE, True, MAX_CLIENT_FRAME, None, 1024,
+        )  # fmt: skip
+        return protocol
 
     def _route(self, request: WSUpgradeRequest) -> Route:
         path = request.path.split(b"?", 1)[0]
