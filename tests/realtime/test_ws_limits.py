@@ -18,7 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from ftl.auth.tokens import Tokens
 from ftl.persistence.keys import Keys
-from ftl.realtime.server import MAX_REQUEST_HEAD, HeadGuard, WsServer
+from ftl.realtime.head_guard import MAX_REQUEST_HEAD, HeadGuard
+from ftl.realtime.server import WsServer
 from tests.realtime.conftest import TEST_OPTIONS, open_ws, recv, start_server
 
 
