@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftl import logs
+from ftl.persistence.lua_scripts import LuaScripts
 from ftl.persistence.stores import Stores
 from ftl.persistence.trade_scripts import TradingScripts
 
@@ -30,8 +31,10 @@ async def ensure_wallet(stores: Stores, user_id: int) -> bool:
         "seq", str(seq),
         "district", "" if district is None else str(district),
     ]  # fmt: skip
-    loaded = await stores.scripts.call("hash_load", [stores.keys.wallet(user_id)], fields)
-    return int(loaded) == 1
+    [loaded] = await LuaScripts(stores.scripts, stores.keys).hash_load(
+        [(stores.keys.wallet(user_id), fields)]
+    )
+    return loaded
 
 
 async def sync_district(stores: Stores, user_id: int) -> int | None:
@@ -49,15 +52,7 @@ async def sync_district(stores: Stores, user_id: int) -> int | None:
     if row is None:
         raise LookupError(f"user {user_id} does not exist")
     district: int | None = row[0]
-    keys = stores.keys
-    reply = await stores.scripts.call(
-        "wallet_district",
-        [keys.wallet(user_id), keys.leaderboard_overall, keys.leaderboard_district("")],
-        [user_id, "" if district is None else str(district)],
-    )
-    code, old = (v.decode() if isinstance(v, bytes) else str(v) for v in reply)
-    if code == "bad_user":
-        raise ValueError(f"not a user id: {user_id}")
+    code, old = await LuaScripts(stores.scripts, stores.keys).wallet_district(user_id, district)
     if code == "moved":
         log.info("wallet district synced", user_id=user_id, district=district, was=old or None)
     return district

@@ -28,15 +28,24 @@ from typing import Any, Final
 
 import psycopg
 
-# The fields of an outbox entry PostgreSQL stores, typed (see the trade scripts' headers).
-_INT_FIELDS: Final = (
-    "trade_id", "user_id", "position_id", "instrument_id", "qty", "price", "notional", "fee",
+# A trade's outbox entry, declared once for Python (Lua builds it in lua/include/trade.lua; a test
+# holds the two to the same fields). A recorded trade read back (ENTRY_COLUMNS below, in this
+# order) has the same fields, its position and wallet figures being today's rows.
+ENTRY_FIELDS: Final = (
+    "trade_id", "kind", "position_id", "instrument_id", "side", "qty", "price", "notional", "fee",
     "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
     "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
-    "pos_opened_ts", "w_available", "w_locked", "epoch", "prev_seq",
+    "pos_status", "pos_seq", "pos_opened_ts", "pos_closed_ts", "w_available", "w_locked",
+    "house_available", "user_id", "idempotency_key", "request_hash", "epoch", "prev_seq",
 )  # fmt: skip
 _TEXT_FIELDS: Final = {"kind": ("open", "close", "liquidation"), "side": ("long", "short"),
                        "pos_status": ("open", "closed", "liquidated")}  # fmt: skip
+_NOT_STORED: Final = frozenset(
+    {"pos_seq", "pos_closed_ts", "house_available", "idempotency_key", "request_hash"}
+)
+"""Fields the ledger write does not take from the entry as integers (its own columns or none)."""
+_INT_FIELDS: Final = tuple(f for f in ENTRY_FIELDS if f not in _TEXT_FIELDS and f not in _NOT_STORED)
+"""The integer fields of an entry PostgreSQL stores."""
 
 
 class Outcome(enum.StrEnum):
@@ -243,15 +252,6 @@ async def new_epoch(conn: psycopg.AsyncConnection[Any], prefix: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # Recorded trades as entries (durable idempotency, and the rebuild's idempotency records)
 
-# The trade's outbox entry, in the order the first reply lists it (see lua/position_open.lua);
-# the position and wallet figures are today's rows.
-ENTRY_FIELDS: Final = (
-    "trade_id", "kind", "position_id", "instrument_id", "side", "qty", "price", "notional", "fee",
-    "margin", "realised_pnl", "payout", "leverage", "index_price", "skew_after", "ts",
-    "pos_qty", "pos_entry_price", "pos_entry_notional", "pos_margin", "pos_realised_pnl",
-    "pos_status", "pos_seq", "pos_opened_ts", "pos_closed_ts", "w_available", "w_locked",
-    "house_available", "user_id", "idempotency_key", "request_hash", "epoch", "prev_seq",
-)  # fmt: skip
 ENTRY_COLUMNS: Final = """
        t.id::text, t.kind, t.position_id::text, t.instrument_id::text, t.side, t.qty::text,
        t.price::text, t.notional::text, t.fee::text, t.margin::text, t.realised_pnl::text,

@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from ftl import logs
 from ftl.persistence import ledger
 from ftl.persistence.leader import LeaderLock
+from ftl.persistence.lua_scripts import LuaScripts, RebuildMode
 from ftl.persistence.stores import Stores
 
 log = logs.get(__name__)
@@ -90,29 +89,30 @@ WHERE t.idempotency_key IS NOT NULL AND t.request_hash IS NOT NULL
 
 
 async def _load(
-    stores: Stores, conn: Any, sql: str, args: dict[str, Any], mode: str, prefix: str, names: Sequence[str]
+    stores: Stores,
+    conn: Any,
+    sql: str,
+    args: dict[str, Any],
+    mode: RebuildMode,
+    prefix: str,
+    names: Sequence[str],
 ) -> int:
     """Stream the rows of ``sql`` into Redis through ``rebuild_load.lua``, a chunk per call.
 
-    Fetching and packing the next chunk overlaps with Redis loading the previous one.
+    Fetching the next chunk overlaps with packing and loading the previous one.
     """
-    keys = stores.keys
-    lua_keys = [keys.leaderboard_overall, keys.leaderboard_district("")]
-    packed_names = msgpack.packb(list(names))
+    lua = LuaScripts(stores.scripts, stores.keys)
     loaded = 0
-    pending: asyncio.Future[Any] | None = None
+    pending: asyncio.Future[int] | None = None
     try:
         async with conn.cursor(name=f"rebuild_{mode}") as cur:
             await cur.execute(sql, args)
             while rows := await cur.fetchmany(CHUNK):
-                blob = msgpack.packb(rows)
                 if pending is not None:
-                    loaded += int(await pending)
-                pending = asyncio.ensure_future(
-                    stores.scripts.call("rebuild_load", lua_keys, [mode, prefix, packed_names, blob])
-                )
+                    loaded += await pending
+                pending = asyncio.ensure_future(lua.rebuild_load(mode, prefix, names, rows))
         if pending is not None:
-            loaded += int(await pending)
+            loaded += await pending
             pending = None
     finally:
         if pending is not None and not pending.done():

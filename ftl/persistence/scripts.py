@@ -21,6 +21,8 @@ from ftl.resources import lua_dir
 
 KeyT = str | bytes
 ArgT = str | bytes | int | float
+Call = tuple[Sequence[KeyT], Sequence[ArgT]]
+"""The KEYS and the ARGV of one script call."""
 
 GENERATED = {"limits": limits.lua_source}
 """Includes made from Python declarations rather than files (``limits``: ftl/limits.py)."""
@@ -83,3 +85,28 @@ class Scripts(Mapping[str, AsyncScript]):
         except NoScriptError:
             script.sha = await target.script_load(script.script)
             return await target.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
+        """EVALSHA once per (keys, args) of ``calls``, in one round trip (a pipeline, not a
+        transaction: each call is atomic on its own). The calls answered NOSCRIPT run once more
+        after the script is loaded; the first other error is raised, as ``execute()`` does."""
+        if not calls:
+            return []
+        script = self._scripts[name]
+        replies = await self._pipelined(script.sha, calls)
+        again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if again:
+            script.sha = await self.client.script_load(script.script)
+            retried = await self._pipelined(script.sha, [calls[i] for i in again])
+            for i, reply in zip(again, retried, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _pipelined(self, sha: str, calls: Sequence[Call]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))

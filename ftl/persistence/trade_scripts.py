@@ -1,38 +1,27 @@
-"""Typed async wrappers of the trade scripts: callers never build KEYS or ARGV by hand."""
+"""The trade scripts for callers: config, clock and look-ups around the typed wrappers.
+
+Each script's one wrapper (KEYS, ARGV, reply parsing) is in ftl/persistence/lua_scripts.py;
+``TradingScripts`` adds what a caller should not repeat (the trading config, the clock, the
+idempotency key check, reading a position's owner and instrument first).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ftl.persistence.keys import Keys
-from ftl.persistence.scripts import ArgT, KeyT, Scripts
-from ftl.persistence.trade_replies import (
-    NOT_FOUND,
-    CloseResult,
-    IndexResult,
-    OpenResult,
-    Rejected,
-    Side,
-    close_result,
-    open_result,
-    parse_fields,
-)
+from ftl.persistence.lua_scripts import LuaScripts
+from ftl.persistence.lua_scripts import key_hash as key_hash  # re-exported: its home before
+from ftl.persistence.scripts import Scripts
+from ftl.persistence.trade_replies import NOT_FOUND, CloseResult, IndexResult, OpenResult, Rejected, Side
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 USED_KEYS_TTL_MS = 7 * 24 * 3600 * 1000
 """How long a user's used-keys set lives after his last trade (then it is loaded again)."""
 MAX_IDEMPOTENCY_KEY = 200
-
-
-def key_hash(key: str) -> int:
-    """The 31-bit hash of an idempotency key in the user's used-keys set (position_open.lua
-    KEYS[12]): the first 31 bits of its SHA-1. A collision only costs a PostgreSQL look-up."""
-    digest = hashlib.sha1(key.encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest[:4], "big") >> 1
 
 
 def now_ms() -> int:
@@ -54,10 +43,6 @@ class TradingConfig:
     """How long a user's used-keys set lives after his last trade (then it is loaded again)."""
 
 
-def _district(district_id: int | None) -> str:
-    return "" if district_id is None else str(district_id)
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -68,7 +53,7 @@ def _check_key(key: str) -> None:
 
 
 class TradingScripts:
-    """One method per trade script (``position_open``, ``position_close``, ...)."""
+    """The trades (``open``, ``close``, ``liquidate``, ...) over the trade scripts' wrappers."""
 
     def __init__(
         self,
@@ -81,32 +66,7 @@ class TradingScripts:
         self.keys = keys
         self.config = config or TradingConfig()
         self.clock = clock
-
-    async def _call(self, name: str, keys: Sequence[KeyT], args: Sequence[ArgT], client: Any) -> list[Any]:
-        reply = await self.scripts.call(name, keys, args, client=client)
-        return list(reply)
-
-    def _trade_keys(
-        self,
-        instrument_id: int,
-        user_id: int,
-        idempotency_key: str,
-        position: int | str,
-        district_id: int | None,
-    ) -> list[str]:
-        """KEYS of position_open.lua and position_close.lua (same order in both headers)."""
-        k = self.keys
-        return [
-            k.instrument(instrument_id), k.wallet(user_id), k.wallet(0),
-            k.idempotency(user_id, idempotency_key), k.seq, k.position(position), k.outbox,
-            k.dirty, k.leaderboard_overall, self._district_key(district_id), k.boot_marker,
-            k.used_keys(user_id),
-        ]  # fmt: skip
-
-    def _district_key(self, district_id: int | None) -> str:
-        if district_id is None:
-            return self.keys.leaderboard_overall  # unused by the script
-        return self.keys.leaderboard_district(district_id)
+        self.lua = LuaScripts(scripts, keys)
 
     async def open(
         self,
@@ -126,34 +86,24 @@ class TradingScripts:
         """Open a position (``position_open.lua``). ``ledger_checked``: PostgreSQL holds no trade
         of this key (asked after a ``key_used`` rejection)."""
         _check_key(idempotency_key)
-        k = self.keys
         cfg = self.config
-        reply = await self._call(
-            "position_open",
-            self._trade_keys(instrument_id, user_id, idempotency_key, "", district_id),
-            [
-                user_id,
-                instrument_id,
-                side,
-                qty,
-                leverage,
-                acceptable_price,
-                idempotency_key,
-                self.clock() if now is None else now,
-                _district(district_id),
-                cfg.fee_bps,
-                cfg.max_index_age_ms,
-                cfg.idempotency_ttl_ms,
-                k.price_channel(instrument_id),
-                key_hash(idempotency_key),
-                "1" if ledger_checked else "0",
-                cfg.used_keys_ttl_ms,
-            ],
-            client,
+        return await self.lua.position_open(
+            user_id=user_id,
+            instrument_id=instrument_id,
+            side=side,
+            qty=qty,
+            leverage=leverage,
+            acceptable_price=acceptable_price,
+            idempotency_key=idempotency_key,
+            now=self.clock() if now is None else now,
+            district_id=district_id,
+            fee_bps=cfg.fee_bps,
+            max_index_age_ms=cfg.max_index_age_ms,
+            idempotency_ttl_ms=cfg.idempotency_ttl_ms,
+            ledger_checked=ledger_checked,
+            used_keys_ttl_ms=cfg.used_keys_ttl_ms,
+            client=client,
         )
-        if _text(reply[0]) != "ok":
-            return Rejected(_text(reply[1]))
-        return open_result(_text(reply[1]) == "1", reply[2:])
 
     async def position_instrument(self, position_id: int, client: Any = None) -> tuple[int, int]:
         """The owner and the instrument of a position, (0, 0) if it does not exist.
@@ -189,33 +139,23 @@ class TradingScripts:
             _, instrument_id = await self.position_instrument(position_id, client)
             if instrument_id == 0:
                 instrument_id = 1  # the script answers not_found
-        k = self.keys
         cfg = self.config
-        reply = await self._call(
-            "position_close",
-            self._trade_keys(instrument_id, user_id, idempotency_key, position_id, district_id),
-            [
-                user_id,
-                position_id,
-                instrument_id,
-                0 if qty is None else qty,
-                acceptable_price,
-                idempotency_key,
-                self.clock() if now is None else now,
-                _district(district_id),
-                cfg.fee_bps,
-                cfg.max_index_age_ms,
-                cfg.idempotency_ttl_ms,
-                k.price_channel(instrument_id),
-                key_hash(idempotency_key),
-                "1" if ledger_checked else "0",
-                cfg.used_keys_ttl_ms,
-            ],
-            client,
+        return await self.lua.position_close(
+            user_id=user_id,
+            position_id=position_id,
+            instrument_id=instrument_id,
+            qty=qty,
+            acceptable_price=acceptable_price,
+            idempotency_key=idempotency_key,
+            now=self.clock() if now is None else now,
+            district_id=district_id,
+            fee_bps=cfg.fee_bps,
+            max_index_age_ms=cfg.max_index_age_ms,
+            idempotency_ttl_ms=cfg.idempotency_ttl_ms,
+            ledger_checked=ledger_checked,
+            used_keys_ttl_ms=cfg.used_keys_ttl_ms,
+            client=client,
         )
-        if _text(reply[0]) != "ok":
-            return Rejected(_text(reply[1]))
-        return close_result(_text(reply[1]) == "1", reply[2:])
 
     async def liquidate(
         self,
@@ -228,38 +168,18 @@ class TradingScripts:
         client: Any = None,
     ) -> CloseResult | Rejected:
         """Liquidate a whole position if its equity is below maintenance (``position_liquidate.lua``)."""
-        k = self.keys
         cfg = self.config
-        reply = await self._call(
-            "position_liquidate",
-            [
-                k.instrument(instrument_id),
-                k.wallet(user_id),
-                k.wallet(0),
-                k.seq,
-                k.position(position_id),
-                k.outbox,
-                k.dirty,
-                k.leaderboard_overall,
-                self._district_key(district_id),
-                k.boot_marker,
-            ],
-            [
-                user_id,
-                position_id,
-                instrument_id,
-                self.clock() if now is None else now,
-                _district(district_id),
-                cfg.fee_bps,
-                cfg.max_index_age_ms,
-                cfg.mm_bps,
-                k.price_channel(instrument_id),
-            ],
-            client,
+        return await self.lua.position_liquidate(
+            position_id=position_id,
+            user_id=user_id,
+            instrument_id=instrument_id,
+            now=self.clock() if now is None else now,
+            district_id=district_id,
+            fee_bps=cfg.fee_bps,
+            max_index_age_ms=cfg.max_index_age_ms,
+            mm_bps=cfg.mm_bps,
+            client=client,
         )
-        if _text(reply[0]) != "ok":
-            return Rejected(_text(reply[1]))
-        return close_result(False, reply[2:])
 
     async def liquidate_position(
         self, position_id: int, *, now: int | None = None, client: Any = None
@@ -288,18 +208,7 @@ class TradingScripts:
         PostgreSQL holds for him, read after the boot marker showed ``epoch``):
         ``used_keys_load.lua``. Returns the set's size, or None when the marker is no longer
         ``epoch`` (Redis is being rebuilt: nothing changed)."""
-        reply = await self._call(
-            "used_keys_load",
-            [self.keys.used_keys(user_id), self.keys.boot_marker],
-            [epoch, self.config.used_keys_ttl_ms, *sorted({key_hash(k) for k in keys})],
-            client,
-        )
-        status = _text(reply[0])
-        if status == "recovering":
-            return None
-        if status != "ok":
-            raise ValueError(f"used_keys_load: {status}")
-        return int(reply[1])
+        return await self.lua.used_keys_load(user_id, epoch, keys, self.config.used_keys_ttl_ms, client)
 
     async def epoch(self, client: Any = None) -> str | None:
         """The boot marker's value: this Redis incarnation's epoch (None while it is rebuilt)."""
@@ -317,20 +226,8 @@ class TradingScripts:
         client: Any = None,
     ) -> IndexResult | Rejected:
         """Set the index price (stamped ``ts``) and/or the status (``index_update.lua``)."""
-        k = self.keys
-        reply = await self._call(
-            "index_update",
-            [k.instrument(instrument_id), k.dirty],
-            [
-                instrument_id,
-                "" if index_price is None else index_price,
-                (self.clock() if ts is None else ts) if index_price is not None else "",
-                status or "",
-                k.price_channel(instrument_id),
-            ],
-            client,
+        if index_price is not None and ts is None:
+            ts = self.clock()
+        return await self.lua.index_update(
+            instrument_id=instrument_id, index_price=index_price, ts=ts, status=status, client=client
         )
-        if _text(reply[0]) != "ok":
-            return Rejected(_text(reply[1]))
-        result: IndexResult = parse_fields(IndexResult, reply[1:])
-        return result

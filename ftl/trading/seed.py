@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from ftl.persistence.lua_scripts import LuaScripts
 from ftl.persistence.stores import Stores
 
 DEFAULT_DEPTH = 50_000
@@ -61,8 +62,7 @@ async def load_hot_instruments(stores: Stores) -> int:
         )
         units = {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
     now = int(time.time() * 1000)
-    loaded = 0
-    pipe = stores.redis.pipeline(transaction=False)
+    hashes: list[tuple[str, list[Any]]] = []
     for iid, index, index_ts, _skew, depth, cap, status in rows:
         long_units, short_units = units.get(iid, (0, 0))
         fields = [
@@ -85,10 +85,9 @@ async def load_hot_instruments(stores: Stores) -> int:
             "pseq",
             0,
         ]
-        pipe.evalsha(stores.scripts["hash_load"].sha, 1, stores.keys.instrument(iid), *fields)
-    for reply in await pipe.execute() if rows else []:
-        loaded += int(reply)
-    return loaded
+        hashes.append((stores.keys.instrument(iid), fields))
+    loaded = await LuaScripts(stores.scripts, stores.keys).hash_load(hashes)  # one round trip
+    return sum(loaded)
 
 
 async def seed(stores: Stores, seeds: Iterable[InstrumentSeed]) -> tuple[int, int]:

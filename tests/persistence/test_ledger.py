@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftl.persistence.ledger import Outcome, fold_all, persist_trade
+from ftl.persistence.ledger import ENTRY_FIELDS, Outcome, fold_all, persist_trade
 from ftl.persistence.stores import Stores
 from ftl.persistence.trade_replies import CloseResult, OpenResult
 from ftl.worker.flusher import GROUP, Flusher
@@ -144,3 +144,17 @@ async def test_one_batch_with_a_whole_position_life_ends_at_its_last_trade(store
     assert hrow[0] - before[0] == int(house)  # this test's Redis house started at 0
     ins = await _row(stores, "SELECT skew, long_units, short_units FROM instruments WHERE id = %s", iid)
     assert ins == (3, 3, 0)
+
+
+async def test_the_outbox_entry_has_the_declared_fields_in_order(stores: Stores) -> None:
+    """Lua builds the entry (lua/include/trade.lua), Python declares it (ledger.ENTRY_FIELDS):
+    the reply of every trade script holds exactly those fields."""
+    user, iid = await make_trader(stores), await make_instrument(stores)
+    opened = await _open(stores, user, iid, "fields-open", qty=4)
+    closed = await trading(stores).close(
+        user_id=user, position_id=opened.position_id, qty=1, acceptable_price=1,
+        idempotency_key="fields-close", instrument_id=iid,
+    )  # fmt: skip
+    assert isinstance(closed, CloseResult)
+    for result in (opened, closed):
+        assert sorted(result.entry) == sorted(ENTRY_FIELDS)
