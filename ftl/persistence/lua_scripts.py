@@ -2,9 +2,10 @@
 
 ``LuaScripts`` has one method per script, named as the script's file: it builds KEYS and ARGV in
 the order of the script's header (the trading config and the clock supply the parameters every
-trade passes), runs it (``Scripts.call``) and parses the reply into a typed value. Everything else (``TradingScripts``, ``LeaderLock``, ``hot``, ``recovery``, the seed)
-calls these methods; tests/persistence/test_lua_wrappers.py fails if a script has no wrapper
-here, or two, or if any other module of ``ftl/`` runs a script by its name.
+trade passes), runs it (``Scripts.call``) and parses the reply into a typed value. Everything
+else (``TradingScripts``, ``LeaderLock``, ``hot``, ``recovery``, the seed) calls these methods;
+tests/persistence/test_lua_wrappers.py fails if a script has no wrapper here, or two, or if any
+other module of ``ftl/`` runs a script by its name.
 """
 
 from __future__ import annotations
