@@ -51,6 +51,10 @@ class Fixture:
     name: str
     players: tuple[PlayerRating, ...]
     events: tuple[MatchEvent, ...]
+    progress: tuple[int, int] | None = None
+    """How far the match has got: (the current period's sort order, seconds played in it), from
+    the ``periods`` include; None when unknown. A snapshot of a fixture with less progress than
+    one already applied is stale (a lagging cache) and is ignored."""
 
     @property
     def live(self) -> bool:
@@ -65,6 +69,10 @@ class LiveSnapshot:
     rate_limit: RateLimit | None = None
     pagination: Pagination | None = None
     timezone: str | None = field(default=None)
+    bad_values: tuple[str, ...] = ()
+    """One reason per player value dropped while parsing (``null``, ``not_a_number``,
+    ``out_of_range``, ...): counted in ``ftl_pricing_bad_values_total{reason}``; the player keeps
+    his price and every other player of the response is priced as usual."""
 
     @property
     def any_live(self) -> bool:
