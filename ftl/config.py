@@ -44,6 +44,7 @@ class Settings:
     google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     sportmonks_url: str = "https://api.sportmonks.com/v3/football"
     sportmonks_token: str | None = None
+    sportmonks_calls_per_hour: int = 2000  # the plan's calls per hour per entity: the poller's budget
     feed: str = "replay:bundled"
     start_balance: int = 1_000_000
     drain_s: float = 1.0
@@ -216,6 +217,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
             _url(("http", "https")),
         ),
         sportmonks_token=r.get("FTL_SPORTMONKS_TOKEN", None, str.strip),
+        sportmonks_calls_per_hour=r.get("FTL_SPORTMONKS_CALLS_PER_HOUR", 2000, _int_range(60, 1_000_000)),
         feed=r.get("FTL_FEED", default_feed, _feed),
         start_balance=r.get("FTL_START_BALANCE", 1_000_000, _int_range(0, 10**12)),
         drain_s=r.get("FTL_DRAIN_S", 1.0, _float_range(0.0, 60.0)),

@@ -8,6 +8,8 @@ MAX_QTY = 100_000
 """Largest quantity of one order (units)."""
 MAX_PRICE = 100_000
 """Largest index price (cents, i.e. 1,000.00 credits)."""
+MIN_PRICE = 100
+"""Smallest index price the price feed sets and a seed may start at (cents, 1.00 credit)."""
 MAX_DEPTH = 100_000
 """Largest depth ``S`` of an instrument (units); the skew cap is below it."""
 MAX_SKEW = 10**15

@@ -79,3 +79,12 @@ def test_only_config_reads_ftl_variables() -> None:
     ]
     assert offenders == []
     assert reads.search('os.environ.get("FTL_ROLE")')  # the pattern does catch a read
+
+
+def test_sportmonks_calls_per_hour_is_the_poller_budget() -> None:
+    assert config.load({}).sportmonks_calls_per_hour == 2000  # the smallest plan's
+    assert config.load({"FTL_SPORTMONKS_CALLS_PER_HOUR": "3000"}).sportmonks_calls_per_hour == 3000
+    for bad in ("0", "59", "lots", "2000.5"):
+        with pytest.raises(config.ConfigError) as info:
+            config.load({"FTL_SPORTMONKS_CALLS_PER_HOUR": bad})
+        assert "FTL_SPORTMONKS_CALLS_PER_HOUR" in str(info.value)

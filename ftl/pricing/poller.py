@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,13 +15,13 @@ from ftl import logs
 from ftl.persistence.leader import LeaderLock
 from ftl.pricing.errors import FeedError, RateLimited, Unauthorized
 from ftl.pricing.feed import Feed
-from ftl.pricing.model import IndexChange, LiveSnapshot
-from ftl.pricing.normalise import Normaliser, PlayerState
+from ftl.pricing.model import IndexChange, LiveSnapshot, RateLimit
+from ftl.pricing.normalise import FeedState, Normaliser, PlayerState
 
 log = logs.get(__name__)
 
 ApplyFn = Callable[[list[IndexChange]], Awaitable[None]]
-LoadStatesFn = Callable[[], Awaitable[Mapping[int, PlayerState]]]
+LoadStatesFn = Callable[[], Awaitable[FeedState | Mapping[int, PlayerState]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,8 @@ class PollerConfig:
     lock_ttl_ms: int = 10_000
     renew_every_s: float = 2.0  # the leader renews its lock at least this often, even while waiting
     follower_retry_s: float = 3.0  # a non-leader tries to take the lock this often
-    low_remaining: int = 100  # below this many calls left, spread them until the limit resets
+    calls_per_hour: int = 2000  # the Sportmonks plan's calls per hour (FTL_SPORTMONKS_CALLS_PER_HOUR)
+    reserve_calls: int = 100  # of rate_limit.remaining, left for other callers of the same token
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
     max_rate_limit_wait_s: float = 3600.0
@@ -40,10 +42,75 @@ class PollerConfig:
     def __post_init__(self) -> None:
         if self.lock_ttl_ms <= self.renew_every_s * 1000:
             raise ValueError("lock_ttl_ms must exceed renew_every_s")
+        if self.calls_per_hour < 1:
+            raise ValueError("calls_per_hour must be at least 1")
+        if self.reserve_calls < 0:
+            raise ValueError("reserve_calls must not be negative")
+
+
+RESET_SLACK_S = 1.0
+"""``resets_in_seconds`` comes in whole seconds: the window is taken to end this much later, so a
+rounded-down value never makes the poller plan a call into the old window that it does not have."""
+
+
+class CallBudget:
+    """The calls the poller may still make, and the pace that makes them last until the reset.
+
+    ``observe`` records what a response said (``rate_limit.remaining`` after it, the seconds until
+    the hourly window resets); ``spend`` counts calls made since without such an answer (failed
+    polls); ``exhausted`` records a 429. ``min_interval`` is the shortest wait before the next poll:
+
+    * at least ``3600 * calls / calls_per_hour`` (the plan's steady pace; the only rule while the
+      remaining calls are unknown: no response yet, a feed without ``rate_limit``, or the window
+      the last response spoke of has reset);
+    * with the remaining calls known, at least ``resets_in / (remaining - reserve)`` per call, so
+      the calls left above the reserve last until the reset; when no call is left above the
+      reserve, the time until the reset.
+    """
+
+    def __init__(self, calls_per_hour: int, reserve: int) -> None:
+        self.calls_per_hour = calls_per_hour
+        self.reserve = reserve
+        self.remaining: int | None = None
+        self.resets_at: float | None = None  # clock seconds at which the window resets
+
+    def observe(self, rate_limit: RateLimit, now: float) -> None:
+        self.remaining = max(rate_limit.remaining, 0)
+        self.resets_at = now + max(rate_limit.resets_in_seconds, 0) + RESET_SLACK_S
+
+    def exhausted(self, resets_in_s: float, now: float) -> None:
+        self.remaining = 0
+        self.resets_at = now + max(resets_in_s, 0.0)
+
+    def spend(self, calls: int, now: float) -> None:
+        if self.remaining is not None and self.known(now):
+            self.remaining = max(self.remaining - calls, 0)
+
+    def known(self, now: float) -> bool:
+        return self.remaining is not None and self.resets_at is not None and now < self.resets_at
+
+    def left(self, now: float) -> int | None:
+        """The remaining calls as last reported (minus calls spent since), None when unknown."""
+        return self.remaining if self.known(now) else None
+
+    def resets_in(self, now: float) -> float | None:
+        return self.resets_at - now if self.resets_at is not None and self.known(now) else None
+
+    def min_interval(self, now: float, calls: int = 1) -> float:
+        """Seconds to wait before a poll that makes ``calls`` calls (pages)."""
+        calls = max(calls, 1)
+        steady = 3600.0 * calls / self.calls_per_hour
+        if self.remaining is None or self.resets_at is None or now >= self.resets_at:
+            return steady
+        resets_in = self.resets_at - now
+        usable = self.remaining - self.reserve
+        if usable < calls:
+            return resets_in
+        return max(steady, resets_in * calls / usable)
 
 
 class PollerMetrics:
-    """Poll duration, errors by kind, age of the last good poll (one set per registry)."""
+    """Poll duration, errors by kind, age of the last good poll, the call plan (one set per registry)."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.poll_seconds = Histogram(
@@ -64,9 +131,34 @@ class PollerMetrics:
             "ftl_pricing_index_changes", "Index changes handed to apply", registry=registry
         )
         self.leader = Gauge("ftl_pricing_poller_leader", "1 while this process polls", registry=registry)
+        self.bad_values = Counter(
+            "ftl_pricing_bad_values",
+            "Player values dropped while parsing a response, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.calls_remaining = Gauge(
+            "ftl_pricing_calls_remaining",
+            "Sportmonks calls left until the rate limit resets (last response, minus calls since; "
+            "NaN when unknown)",
+            registry=registry,
+        )
+        self.poll_interval = Gauge(
+            "ftl_pricing_poll_interval_seconds",
+            "Seconds the poller waits before its next poll",
+            registry=registry,
+        )
+        self.budget_limited = Gauge(
+            "ftl_pricing_budget_limited",
+            "1 while the call budget, not the live/idle schedule, sets the poll interval",
+            registry=registry,
+        )
 
     def error_count(self, kind: str) -> float:
         return float(self.errors.labels(kind=kind)._value.get())
+
+    def bad_value_count(self, reason: str) -> float:
+        return float(self.bad_values.labels(reason=reason)._value.get())
 
 
 _default_metrics: PollerMetrics | None = None
@@ -79,6 +171,10 @@ def default_metrics() -> PollerMetrics:
     return _default_metrics
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -87,10 +183,11 @@ class Poller:
     """Polls ``feed`` while it holds ``lock`` (None: always leader) and calls ``apply(changes)``.
 
     Schedule: ``live_interval_s`` while any fixture is live, ``idle_interval_s`` otherwise; after a
-    429, ``rate_limit.resets_in_seconds``; with few calls left, the remaining calls are spread
-    until the limit resets; after 5xx, timeouts and malformed responses, jittered exponential
-    backoff. A failed poll moves no price. Changes ``apply`` failed on are retried with the next
-    poll (newest per instrument wins).
+    429, ``rate_limit.resets_in_seconds``; after 5xx, timeouts and malformed responses, jittered
+    exponential backoff. Every wait is at least what the call budget (:class:`CallBudget`) allows
+    whenever that is slower than ``live_interval_s``: the remaining calls are spread so that they
+    last until the limit resets. A failed poll moves no price. Changes ``apply`` failed on are
+    retried with the next poll (newest per instrument wins).
     """
 
     def __init__(
@@ -125,13 +222,22 @@ class Poller:
         self.polls = 0
         self.last_good: float | None = None
         self.last_delay: float = 0.0
+        self.budget = CallBudget(self.config.calls_per_hour, self.config.reserve_calls)
+        self.calls_per_poll = 1  # pages the last good poll fetched
+        self.budget_limited = False  # the budget, not the schedule, set the last good poll's interval
+        self.not_before: float = -math.inf  # the budget allows no call before this (clock seconds)
         self._pending: dict[int, IndexChange] = {}
         self._stopping = asyncio.Event()
         self._started = clock()
         self.metrics.last_good_age.set_function(self.last_good_age)
+        self.metrics.calls_remaining.set_function(self.calls_remaining)
 
     def last_good_age(self) -> float:
         return self.clock() - (self.last_good if self.last_good is not None else self._started)
+
+    def calls_remaining(self) -> float:
+        left = self.budget.left(self.clock())
+        return math.nan if left is None else float(left)
 
     # -- schedule ---------------------------------------------------------------------------------
 
@@ -142,13 +248,36 @@ class Poller:
         return cap / 2 + self.rng.uniform(0, cap / 2)
 
     def interval(self, snapshot: LiveSnapshot) -> float:
+        """The schedule's interval (live or idle), before the budget has its say (``_pace``)."""
         cfg = self.config
-        base = cfg.live_interval_s if snapshot.any_live else cfg.idle_interval_s
-        rl = snapshot.rate_limit
-        if rl is not None and rl.remaining < cfg.low_remaining:
-            spread = rl.resets_in_seconds / max(rl.remaining, 1)
-            base = max(base, min(spread, cfg.max_rate_limit_wait_s))
-        return base
+        return cfg.live_interval_s if snapshot.any_live else cfg.idle_interval_s
+
+    def _pace(self, delay: float, *, good: bool) -> float:
+        """``delay`` stretched to what the call budget allows, when that is slower than the live
+        interval (the budget never makes the poller faster, nor touches a backoff it does not
+        exceed). A good poll's decision is exported, and logged when it changes."""
+        cfg = self.config
+        now = self.clock()
+        floor = min(self.budget.min_interval(now, self.calls_per_poll), cfg.max_rate_limit_wait_s)
+        self.not_before = now + floor
+        limited = floor > cfg.live_interval_s and floor > delay
+        if limited:
+            delay = floor
+        if good and limited != self.budget_limited:
+            self.budget_limited = limited
+            self.metrics.budget_limited.set(1 if limited else 0)
+            if limited:
+                log.warning(
+                    "price polling slowed down to stay within the Sportmonks call budget",
+                    interval_s=round(delay, 2),
+                    remaining=self.budget.left(now),
+                    resets_in_s=_rounded(self.budget.resets_in(now)),
+                    reserve=cfg.reserve_calls,
+                    calls_per_hour=cfg.calls_per_hour,
+                )
+            else:
+                log.info("price polling back on its schedule", interval_s=round(delay, 2))
+        return delay
 
     # -- one poll ---------------------------------------------------------------------------------
 
@@ -161,27 +290,38 @@ class Poller:
         except RateLimited as exc:
             self._count(exc.kind)
             self.failures += 1
+            self.budget.exhausted(exc.resets_in_seconds, self.clock())
             log.warning("sportmonks rate limited", resets_in_s=exc.resets_in_seconds)
-            return self._done(started, min(exc.resets_in_seconds, self.config.max_rate_limit_wait_s))
+            delay = min(exc.resets_in_seconds, self.config.max_rate_limit_wait_s)
+            return self._done(started, self._pace(delay, good=False))
         except Unauthorized as exc:
             self._count(exc.kind)
             self.failures += 1
+            self.budget.spend(1, self.clock())
             log.error("sportmonks refused the token", status=exc.status)
-            return self._done(started, self.config.unauthorized_wait_s)
+            return self._done(started, self._pace(self.config.unauthorized_wait_s, good=False))
         except FeedError as exc:
             self._count(exc.kind)
             self.failures += 1
-            delay = self.backoff()
+            self.budget.spend(1, self.clock())  # a failed call may count: assume it does
+            delay = self._pace(self.backoff(), good=False)
             log.warning("price poll failed", kind=exc.kind, error=str(exc), retry_in_s=round(delay, 2))
             return self._done(started, delay)
         self.failures = 0
         self.last_good = self.clock()
         self.live = snapshot.any_live
+        self.calls_per_poll = snapshot.pagination.current_page if snapshot.pagination is not None else 1
+        if snapshot.rate_limit is not None:
+            self.budget.observe(snapshot.rate_limit, self.last_good)
+        else:
+            self.budget.spend(self.calls_per_poll, self.last_good)
+        for reason in snapshot.bad_values:
+            self.metrics.bad_values.labels(reason=reason).inc()
         changes = self.normaliser.step(snapshot, self.wall_ms())
         if self.normaliser.unknown_players:
             self.metrics.errors.labels(kind="unknown_player").inc(self.normaliser.unknown_players)
         await self._apply(changes)
-        return self._done(started, self.interval(snapshot))
+        return self._done(started, self._pace(self.interval(snapshot), good=True))
 
     async def _apply(self, changes: list[IndexChange]) -> None:
         if self._pending:
@@ -189,9 +329,7 @@ class Poller:
             merged.update((c.instrument_id, c) for c in changes)
             changes = sorted(merged.values(), key=lambda c: c.instrument_id)
             self._pending = {}
-        if not changes:
-            return
-        try:
+        try:  # also with no changes: the sink stores the normaliser's state, which every poll moves
             await self.apply(changes)
         except Exception as exc:  # the sink is down: keep the changes for the next poll
             self._count("apply")
@@ -205,6 +343,7 @@ class Poller:
 
     def _done(self, started: float, delay: float) -> float:
         self.metrics.poll_seconds.observe(time.perf_counter() - started)
+        self.metrics.poll_interval.set(delay)
         self.last_delay = delay
         return delay
 
@@ -225,7 +364,7 @@ class Poller:
             log.info("price poller is the leader")
             if self.load_states is not None:
                 states = await self.load_states()
-                self.normaliser = Normaliser.from_states(states, self.normaliser.cfg)
+                self.normaliser = Normaliser.resume(states, self.normaliser.cfg)
                 self._pending = {}
         elif not leader and self.is_leader:
             log.info("price poller lost the leader lock")
@@ -243,8 +382,8 @@ class Poller:
                 if not await self.hold_lock():
                     await self._pause(cfg.follower_retry_s)
                     continue
-                if not was_leader:
-                    next_poll = self.clock()
+                if not was_leader:  # poll now, unless this process polled too recently for the budget
+                    next_poll = max(self.clock(), self.not_before)
                 if self.clock() >= next_poll:
                     next_poll = self.clock() + await self.poll_once()
                 await self._pause(min(max(next_poll - self.clock(), 0.0), cfg.renew_every_s))

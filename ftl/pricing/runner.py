@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+
+import psycopg
+import psycopg_pool
 
 from ftl import logs
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.stores import Stores
 from ftl.persistence.trade_replies import Rejected
 from ftl.persistence.trade_scripts import TradingScripts
-from ftl.pricing import demo, ticks
+from ftl.pricing import feed_state, ticks
 from ftl.pricing.feed import open_feed
 from ftl.pricing.model import IndexChange
-from ftl.pricing.normalise import Normaliser, PlayerState
-from ftl.pricing.poller import Poller
+from ftl.pricing.normalise import FeedState, Normaliser
+from ftl.pricing.poller import Poller, PollerConfig
 
 log = logs.get(__name__)
 
@@ -37,13 +40,18 @@ class PriceFeed:
         if self.feed is not None:
             lock = LeaderLock(stores.scripts, stores.keys, "pricing-poller", ttl_ms=10_000)
             self.poller = Poller(
-                self.feed, Normaliser.from_states({}), self.apply, lock, load_states=self.load
+                self.feed,
+                Normaliser.from_states({}),
+                self.apply,
+                lock,
+                load_states=self.load,
+                config=PollerConfig(calls_per_hour=s.sportmonks_calls_per_hour),
             )
 
-    async def load(self) -> Mapping[int, PlayerState]:
-        bases = {p.player_id: p.index_price for p in demo.load_squads()}
+    async def load(self) -> FeedState:
+        """The feed's state as the last poll left it (docs/pricing.md, "Restarts")."""
         async with self.stores.pg.connection() as conn:
-            return await ticks.load_states(conn, bases)
+            return await feed_state.load(conn)
 
     async def apply(self, changes: Sequence[IndexChange]) -> None:
         for c in changes:
@@ -59,6 +67,18 @@ class PriceFeed:
             if isinstance(result, Rejected):
                 log.warning("index update refused", instrument=c.instrument_id, code=result.code)
         self.writer.add([c for c in changes if c.repriced])
+        await self.save()
+
+    async def save(self) -> None:
+        """Store the normaliser's state after a poll. On failure the changes stay marked and go
+        with the next poll's save; a restart meanwhile resumes from the last stored state."""
+        if self.poller is None:
+            return
+        try:
+            async with self.stores.pg.connection() as conn:
+                await feed_state.save(conn, self.poller.normaliser)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            log.warning("saving the price feed state failed; retried next poll", error=repr(exc))
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.poller is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +14,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from ftl import logs
 from ftl.pricing.model import IndexChange
-from ftl.pricing.normalise import PlayerState
 
 log = logs.get(__name__)
 
@@ -155,24 +154,3 @@ async def read_ticks(
         for ts, price, rating in await cur.fetchall()
     ]
     return {"items": items}
-
-
-async def load_states(
-    conn: psycopg.AsyncConnection[Any], base_prices: Mapping[int, int] | None = None
-) -> dict[int, PlayerState]:
-    """The normaliser's starting state from ``instruments``, keyed by Sportmonks player id.
-
-    ``base_prices`` (player id → cents, e.g. from the squad file) anchor the formula; a player
-    without one is anchored at his current index price.
-    """
-    cur = await conn.execute("SELECT id, player_id, index_price, rating FROM instruments")
-    states: dict[int, PlayerState] = {}
-    for iid, player_id, index_price, rating in await cur.fetchall():
-        base = (base_prices or {}).get(int(player_id), int(index_price))
-        states[int(player_id)] = PlayerState(
-            instrument_id=int(iid),
-            base_cents=base,
-            price_cents=int(index_price),
-            rating=None if rating is None else float(rating),
-        )
-    return states

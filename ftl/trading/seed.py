@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from ftl import limits
 from ftl.persistence.lua_scripts import LuaScripts
 from ftl.persistence.stores import Stores
 
@@ -27,10 +28,17 @@ class InstrumentSeed:
     depth: int = DEFAULT_DEPTH
     skew_cap: int = DEFAULT_CAP
 
+    def __post_init__(self) -> None:
+        if not limits.MIN_PRICE <= self.index_price <= limits.MAX_PRICE:
+            raise ValueError(
+                f"instrument {self.id} ({self.name}): start price {self.index_price} is outside "
+                f"{limits.MIN_PRICE}..{limits.MAX_PRICE} cents"
+            )
+
 
 _UPSERT = """
-INSERT INTO instruments (id, player_id, name, team, position, index_price, depth, skew_cap)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO instruments (id, player_id, name, team, position, index_price, base_price, depth, skew_cap)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, team = EXCLUDED.team,
     position = EXCLUDED.position, depth = EXCLUDED.depth, skew_cap = EXCLUDED.skew_cap
 """
@@ -38,7 +46,8 @@ ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, team = EXCLUDED.team,
 
 async def write_instruments(conn: psycopg.AsyncConnection[Any], seeds: Iterable[InstrumentSeed]) -> int:
     rows = [
-        (s.id, s.player_id, s.name, s.team, s.position, s.index_price, s.depth, s.skew_cap) for s in seeds
+        (s.id, s.player_id, s.name, s.team, s.position, s.index_price, s.index_price, s.depth, s.skew_cap)
+        for s in seeds
     ]
     async with conn.transaction(), conn.cursor() as cur:
         await cur.executemany(_UPSERT, rows)

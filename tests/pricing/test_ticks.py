@@ -1,4 +1,4 @@
-"""price_ticks: the batched writer (real PostgreSQL), the history reader, the starting states."""
+"""price_ticks: the batched writer (real PostgreSQL) and the history reader."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from ftl.pricing.model import IndexChange
-from ftl.pricing.ticks import TickWriter, insert_ticks, load_states, read_ticks
+from ftl.pricing.ticks import TickWriter, insert_ticks, read_ticks
 
 pytestmark = pytest.mark.anyio
 
@@ -102,16 +102,3 @@ async def test_rows_wait_while_postgres_is_down() -> None:
         await writer.aclose()  # best effort: logs, does not raise
     finally:
         await dead.close()
-
-
-async def test_load_states(pool: AsyncConnectionPool[Any]) -> None:
-    async with pool.connection() as conn:
-        states = await load_states(conn, {IDS[0] + 5_000_000: 800})
-    first, second = states[IDS[0] + 5_000_000], states[IDS[1] + 5_000_000]
-    assert (first.instrument_id, first.base_cents, first.price_cents, first.rating) == (
-        IDS[0],
-        800,
-        1000,
-        6.7,
-    )
-    assert second.base_cents == 1000  # no base given: anchored at the current price
