@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ftl.pricing.model import Fixture, LiveSnapshot, MatchEvent, PlayerRating
 from ftl.pricing.normalise import (
     FeedState,
+    FixtureState,
     Normaliser,
     NormaliserConfig,
     PlayerState,
@@ -212,3 +213,34 @@ def test_bad_config_is_refused() -> None:
 def test_prices_by_instrument() -> None:
     norm = Normaliser.from_states({5: PlayerState(50, 900, 950)})
     assert norm.prices() == {50: 950}
+
+
+def _restarted(norm: Normaliser) -> Normaliser:
+    """A new leader: a normaliser resumed from a copy of ``norm``'s state (as feed_state keeps it)."""
+    return Normaliser.resume(
+        FeedState(
+            {k: PlayerState(v.instrument_id, v.base_cents, v.price_cents, v.rating, v.halt_until_ms)
+             for k, v in norm.players.items()},
+            {k: FixtureState(v.progress, set(v.seen_events)) for k, v in norm.fixtures.items()},
+            norm.last_step_ms,
+        ),
+        norm.cfg,
+    )  # fmt: skip
+
+
+def test_a_goal_in_the_first_poll_after_a_restart_halts() -> None:
+    norm = Normaliser.from_states(states(1), last_step_ms=0)
+    norm.step(snap(fixture(10, {1: 7.0})), 2000)
+    after = _restarted(norm)
+    (c,) = after.step(snap(fixture(10, {1: 7.0}, events=(goal(1),))), 4000)
+    assert c.halt_until_ms == 4000 + CFG.halt_ms  # the fixture is known: the goal is news
+
+
+def test_a_restart_during_a_halt_lifts_it_on_time() -> None:
+    norm = Normaliser.from_states(states(1), last_step_ms=0)
+    norm.step(snap(fixture(10, {1: None})), 2000)
+    norm.step(snap(fixture(10, {1: None}, events=(goal(1),))), 4000)
+    after = _restarted(norm)
+    assert after.step(snap(fixture(10, {1: None}, events=(goal(1),))), 6000) == []  # still halted
+    (c,) = after.step(snap(fixture(10, {1: None}, events=(goal(1),))), 4000 + CFG.halt_ms)
+    assert c.status == "open" and c.halt_until_ms is None
