@@ -45,11 +45,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     seed = sub.add_parser(
         "seed",
-        help="load a squad file (Sportmonks shape) as instruments",
-        description="Upsert instruments from a squad file (default: the bundled 48 demo squads) into "
-        "PostgreSQL, and into Redis when FTL_REDIS_URL is set (else at the next start).",
+        help="load squads as instruments: the bundled demo, a squad file, or Sportmonks' real ones",
+        description="Upsert instruments from a squad file (default: the bundled 48 demo squads), or "
+        "with --from-sportmonks from the World Cup's squads in the Sportmonks API (FTL_SPORTMONKS_URL, "
+        "FTL_SPORTMONKS_TOKEN), into PostgreSQL, and into Redis when FTL_REDIS_URL is set (else at "
+        "the next start). Safe to re-run: names, teams and positions are updated, prices never reset, "
+        "nothing is deleted. --from-sportmonks exits 1 when a player was refused (the rest are "
+        "loaded), 2 when nothing could be loaded.",
     )
-    seed.add_argument("--file", default=None, help="squads JSON file (default: bundled demo squads)")
+    source = seed.add_mutually_exclusive_group()
+    source.add_argument("--file", default=None, help="squads JSON file (default: bundled demo squads)")
+    source.add_argument(
+        "--from-sportmonks",
+        action="store_true",
+        help="load the real World Cup squads from Sportmonks (instrument id = 1000000000 + player id)",
+    )
+    seed.add_argument(
+        "--season",
+        type=_positive_int,
+        default=None,
+        help="Sportmonks season id (with --from-sportmonks; default: the World Cup's current season)",
+    )
     sub.add_parser(
         "healthcheck",
         help="exit 0 when this role's /healthz answers (container HEALTHCHECK)",
@@ -78,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
         "unless FTL_REDIS_URL / FTL_DATABASE_URL are set.",
     )
     return parser
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
 
 
 def _settings(role: str | None = None) -> config.Settings:
@@ -173,6 +196,74 @@ def _seed(settings: config.Settings, path: str | None) -> int:
     return code
 
 
+def _seed_from_sportmonks(settings: config.Settings, season: int | None) -> int:
+    """Fetch every squad first (nothing is written if Sportmonks fails), then upsert."""
+    from ftl.pricing import squads
+    from ftl.pricing.errors import FeedError
+
+    token = settings.sportmonks_token
+    if not token:
+        print("ftl: FTL_SPORTMONKS_TOKEN is not set", file=sys.stderr)
+        return 2
+
+    async def fetch() -> squads.Squads:
+        client = squads.SquadsClient(settings.sportmonks_url, token)
+        try:
+            season_id = season if season is not None else await client.current_season()
+            return await squads.fetch_squads(client, season_id)
+        finally:
+            await client.aclose()
+
+    try:
+        found = asyncio.run(fetch())
+    except FeedError as exc:
+        print(f"ftl: Sportmonks: {exc}", file=sys.stderr)
+        return 2
+    plans: list[squads.Plan] = []
+
+    async def write(database_url: str) -> None:
+        from ftl.trading.seed import InstrumentSeed, load_hot_instruments, write_instruments
+
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            cur = await conn.execute("SELECT id, player_id, name, team, position FROM instruments")
+            existing = [squads.Existing(*row) for row in await cur.fetchall()]
+            done = squads.plan(found.players, existing, [r.player_id for r in found.refused])
+            seeds = [
+                InstrumentSeed(p.instrument_id, p.player_id, p.name, p.team, p.position, p.index_price)
+                for p in done.write
+            ]
+            await write_instruments(conn, seeds)  # on conflict: never the index price
+        plans.append(done)
+        if settings.redis_url:
+            from ftl.persistence.stores import Stores
+
+            stores = await Stores.open(settings, settings.redis_url, database_url)
+            try:
+                await load_hot_instruments(stores)  # only those Redis lacks
+            finally:
+                await stores.close()
+
+    import psycopg
+
+    code = _with_database(settings, lambda url: asyncio.run(write(url)))
+    if code != 0:
+        return code
+    (done,) = plans
+    refused = found.refused + done.refused
+    print(
+        f"season {found.season_id}: {len(found.teams)} teams, {len(done.write)} players loaded "
+        f"({done.new} new, {done.changed} changed, {done.unchanged} unchanged), "
+        f"{len(refused)} refused, {len(done.kept)} kept"
+    )
+    for team, why in found.skipped:
+        print(f"skipped team {team.id} {team.name}: {why}")
+    for r in refused:
+        print(f"refused player {r.player_id} {r.name} ({r.team}): {r.reason}")
+    for k in done.kept:
+        print(f"kept instrument {k.id} {k.name} ({k.team}): in no squad now; not deleted")
+    return 1 if refused else 0
+
+
 def _healthcheck(settings: config.Settings) -> int:
     import urllib.error
     import urllib.request
@@ -228,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(_settings())
     if args.command == "seed":
+        if args.season is not None and not args.from_sportmonks:
+            print("ftl: --season needs --from-sportmonks", file=sys.stderr)
+            return 2
+        if args.from_sportmonks:
+            return _seed_from_sportmonks(_settings(), args.season)
         return _seed(_settings(), args.file)
     if args.command == "healthcheck":
         return _healthcheck(_settings())
