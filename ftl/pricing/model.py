@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Sportmonks fixture states (``state_id``) during which a match is live (in play or a break in it).
-LIVE_STATES = frozenset({2, 3, 4, 6, 9, 21, 22, 25})
-# Sportmonks event types that make prices jump: goal, own goal, penalty scored, penalty missed,
-# red card, second yellow (red).
-HALT_EVENT_TYPES = frozenset({14, 15, 16, 17, 20, 21})
+# Sportmonks fixture states (``state_id``) during which a match is live (in play, or a break inside
+# it): the FALLBACK set. The live verdict comes from Sportmonks' states endpoint (ftl/pricing/states.py);
+# these ids decide only while that list is unavailable, or for an id it does not list.
+# 2 1st half, 3 half time, 4 break before extra time, 6 extra time (1st half), 9 penalty shoot-out,
+# 21 extra-time break, 22 2nd half, 23 extra time 2nd half, 25 break before penalties.
+LIVE_STATES = frozenset({2, 3, 4, 6, 9, 21, 22, 23, 25})
+# Sportmonks event types that make prices jump (halt the fixture's players): 10 VAR decision,
+# 14 goal, 15 own goal, 16 penalty scored, 17 penalty missed, 20 red card, 21 second yellow (red),
+# 22 shoot-out penalty missed, 23 shoot-out penalty scored. The client's ``eventTypes`` filter is
+# built from this set too (an event type the filter leaves out could never halt).
+HALT_EVENT_TYPES = frozenset({10, 14, 15, 16, 17, 20, 21, 22, 23})
 RATING_TYPE_ID = 118
 
 
@@ -55,10 +61,15 @@ class Fixture:
     """How far the match has got: (the current period's sort order, seconds played in it), from
     the ``periods`` include; None when unknown. A snapshot of a fixture with less progress than
     one already applied is stale (a lagging cache) and is ignored."""
+    state_live: bool | None = None
+    """The state registry's verdict on ``state_id`` (set by the parser from Sportmonks' states
+    list); None: the fallback set ``LIVE_STATES`` decides."""
 
     @property
     def live(self) -> bool:
-        return self.state_id in LIVE_STATES
+        """In play or in a break inside the match (half time, before/within extra time, before
+        penalties, the shoot-out)."""
+        return self.state_live if self.state_live is not None else self.state_id in LIVE_STATES
 
 
 @dataclass(frozen=True, slots=True)

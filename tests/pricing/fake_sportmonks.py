@@ -1,4 +1,9 @@
-"""A scriptable fake of the Sportmonks livescores API: real HTTP on loopback, in a thread."""
+"""A scriptable fake of the Sportmonks livescores API: real HTTP on loopback, in a thread.
+
+``/livescores/*`` serves the scripted replies, then ``current``; ``/states`` serves the states list
+(``states``, in pages of ``states_per_page``) unless ``states_reply`` overrides it. Both check the
+token; anything else is a 404.
+"""
 
 from __future__ import annotations
 
@@ -41,12 +46,16 @@ def rate_limited(resets_in_seconds: int) -> Reply:
 
 
 class FakeSportmonks:
-    """Serves scripted replies in order, then ``current`` (a livescores body) for every request."""
+    """Serves scripted replies in order, then ``current`` (a livescores body) for every livescores
+    request; the states list for ``/states`` (the script is not consumed by it)."""
 
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.script: deque[Reply] = deque()
         self.current: Any = shape.envelope([])
+        self.states: list[dict[str, Any]] = shape.catalogue()
+        self.states_per_page = 25
+        self.states_reply: Reply | None = None  # set: served for /states instead of the list
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -92,6 +101,20 @@ class FakeSportmonks:
         with self._lock:
             self.current = body
 
+    def livescores_requests(self) -> list[Seen]:
+        return [r for r in self.requests if r.path.startswith("/v3/football/livescores/")]
+
+    def states_requests(self) -> list[Seen]:
+        return [r for r in self.requests if r.path == "/v3/football/states"]
+
+    def _states(self, query: dict[str, list[str]]) -> Reply:
+        with self._lock:
+            if self.states_reply is not None:
+                return self.states_reply
+            page = query.get("page", ["1"])[0]
+            number = int(page) if page.isdigit() and int(page) > 0 else 1
+            return Reply(body=shape.states_page(self.states, page=number, per_page=self.states_per_page))
+
     def _next(self) -> Reply:
         with self._lock:
             if self.script:
@@ -104,6 +127,8 @@ class FakeSportmonks:
             self.requests.append(Seen(parts.path, parse_qs(parts.query), dict(req.headers.items())))
         if req.headers.get("Authorization") != self.token:
             reply = Reply(status=401, body={"message": "Unauthenticated."})
+        elif parts.path == "/v3/football/states":
+            reply = self._states(parse_qs(parts.query))
         elif not parts.path.startswith("/v3/football/livescores/"):
             reply = Reply(status=404, body={"message": "Not found"})
         else:
@@ -134,6 +159,7 @@ class Match:
         self.ratings: dict[int, float | None] = dict.fromkeys(self.teams)
         self.events: list[dict[str, Any]] = []
         self.without_details: set[int] = set()
+        self.periods: list[dict[str, Any]] | None = None  # the ``periods`` include, when set
 
     def rate(self, **ratings: float) -> None:
         """``m.rate(p1=6.9)``: keys are ``p<player id>``."""
@@ -171,6 +197,7 @@ class Match:
             name=f"Fixture {self.fixture_id}",
             lineups=lineups,
             events=self.events,
+            periods=self.periods,
         )
 
 

@@ -10,12 +10,13 @@ import pytest
 
 from ftl.pricing import demo
 from ftl.pricing.feed import Feed, open_feed
-from ftl.pricing.model import IndexChange
+from ftl.pricing.model import HALT_EVENT_TYPES, IndexChange
 from ftl.pricing.normalise import Normaliser
+from ftl.pricing.parse import parse_livescores
 from ftl.pricing.poller import Poller, PollerConfig, PollerMetrics
 from ftl.pricing.replay import ReplayFeed, ReplayFrame, load_frames, resolve_path
 from ftl.pricing.sportmonks import SportmonksClient
-from scripts import make_demo_data
+from scripts import make_demo_data, make_et_replay
 from tests.pricing.conftest import FakeTime
 from tests.pricing.fake_sportmonks import TOKEN, FakeSportmonks, Reply
 
@@ -39,10 +40,16 @@ def _poller(feed: Feed, fake_time: FakeTime, metrics: PollerMetrics, changes: li
     )
 
 
+ET_REPLAY = demo.data_path(make_et_replay.OUT_NAME)
+
+
+@pytest.mark.parametrize("path", [demo.replay_path(), ET_REPLAY], ids=["90_minutes", "et_penalties"])
 async def test_replay_and_live_client_produce_identical_index_series(
-    fake: FakeSportmonks, metrics: PollerMetrics
+    fake: FakeSportmonks, metrics: PollerMetrics, path: Path
 ) -> None:
-    frames = load_frames(demo.replay_path())
+    """The live client (states from the fake's /states, periods over HTTP) and the replay feed
+    (the fallback state ids) give the same changes."""
+    frames = load_frames(path)
     start = 1_781_204_400.0
     live_time, replay_time = FakeTime(start), FakeTime(start)
     live_changes: list[IndexChange] = []
@@ -61,7 +68,9 @@ async def test_replay_and_live_client_produce_identical_index_series(
             assert replay.frames[replay.last_index] is frame
     finally:
         await client.aclose()
-    assert len(fake.requests) == len(frames)
+    assert len(fake.livescores_requests()) == len(frames)
+    assert len(fake.states_requests()) == 1  # fetched once, cached
+    assert client.state_cache.registry.from_source
     assert len(live_changes) > 100
     assert live_changes == replay_changes
     assert live_poller.normaliser.prices() == replay_poller.normaliser.prices()
@@ -168,7 +177,61 @@ def test_bundled_files_are_what_the_script_makes() -> None:
 
 
 def _fixtures(frame: ReplayFrame) -> list[list[demo.SquadPlayer]]:
-    from ftl.pricing.parse import parse_livescores
-
     snap = parse_livescores(frame.response)
     return [list(fx.players) for fx in snap.fixtures]  # type: ignore[arg-type]
+
+
+def test_extra_time_and_penalties_replay_halts_on_every_goal_var_decision_and_kick() -> None:
+    """The recorded ET + penalties match through the real parser and normaliser: live through
+    both halves of extra time, the breaks and the shoot-out; a halt starts exactly at each frame
+    that brings a new goal, VAR decision or shoot-out kick; progress never goes back (no frame is
+    dropped as stale)."""
+    frames = load_frames(ET_REPLAY)
+    normaliser = Normaliser.from_states(demo.states_from_squads(demo.load_squads()))
+    start_ms = 1_784_487_600_000
+    seen: set[int] = set()
+    states_seen: dict[int, bool] = {}
+    halts_at: list[float] = []
+    new_halting_at: list[float] = []
+    halting_types: list[int] = []
+    repriced_in: set[int] = set()
+    last_progress: tuple[int, int] | None = None
+    progress_in: dict[int, set[tuple[int, int] | None]] = {}
+    for i, frame in enumerate(frames):
+        snap = parse_livescores(frame.response)
+        (fx,) = snap.fixtures
+        assert snap.bad_values == ()
+        states_seen[fx.state_id] = fx.live
+        progress_in.setdefault(fx.state_id, set()).add(fx.progress)
+        if fx.progress is not None:
+            assert last_progress is None or fx.progress >= last_progress
+            last_progress = fx.progress
+        now_ms = start_ms + round(frame.at_s * 1000)
+        changes = normaliser.step(snap, now_ms)
+        assert normaliser.stale_fixtures == 0
+        new = [e for e in fx.events if e.id not in seen]
+        seen.update(e.id for e in fx.events)
+        if i > 0 and any(e.type_id in HALT_EVENT_TYPES for e in new):
+            new_halting_at.append(frame.at_s)
+            halting_types += [e.type_id for e in new if e.type_id in HALT_EVENT_TYPES]
+        started = [c for c in changes if c.halt_until_ms == now_ms + normaliser.cfg.halt_ms]
+        if started:
+            assert len(started) == 22  # every player of the fixture
+            halts_at.append(frame.at_s)
+        if any(c.repriced for c in changes):
+            repriced_in.add(fx.state_id)
+    live_by_state = {2: True, 3: True, 22: True, 5: False, 4: True, 6: True, 21: True, 23: True}
+    assert states_seen == live_by_state | {25: True, 9: True, 8: False}
+    assert sorted(halting_types) == sorted([14] * 4 + [10] * 2 + [23] * 7 + [22] * 3)
+    assert halts_at == new_halting_at and len(halts_at) == 16
+    assert {6, 23, 9} <= repriced_in  # prices move in extra time and during the shoot-out
+    # breaks stand at the start of the next period; the ET break on the clock of extra time's period
+    assert progress_in[3] == {(2, 0)} and progress_in[5] == progress_in[4] == {(3, 0)}
+    assert progress_in[21] == {(3, 105 * 60)} and progress_in[25] == {(4, 0)}
+    assert progress_in[9] == {(4, 120 * 60)} and progress_in[8] == {(5, 0)}
+    assert None not in set().union(*progress_in.values())
+
+
+def test_the_et_replay_is_what_the_script_makes() -> None:
+    assert json.loads(ET_REPLAY.read_text(encoding="utf-8")) == make_et_replay.make()
+    assert ET_REPLAY.stat().st_size < 3_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -14,6 +15,7 @@ from ftl.pricing.errors import (
     ServerError,
     Unauthorized,
 )
+from ftl.pricing.model import HALT_EVENT_TYPES
 from ftl.pricing.sportmonks import SportmonksClient
 from tests.pricing import shape
 from tests.pricing.fake_sportmonks import TOKEN, FakeSportmonks, Match, Reply, body, rate_limited
@@ -45,9 +47,14 @@ async def test_parses_ratings_events_and_envelope(fake: FakeSportmonks) -> None:
     seen = fake.requests[-1]
     assert seen.path == "/v3/football/livescores/inplay"
     assert seen.headers["Authorization"] == TOKEN
-    assert seen.query["include"] == ["lineups.details.type;events"]
-    assert "fixtureLeagues:732" in seen.query["filters"][0]
+    assert seen.query["include"] == ["lineups.details.type;events;periods"]
+    assert seen.query["filters"] == [
+        "fixtureLeagues:732;lineupDetailTypes:118;eventTypes:" + ",".join(map(str, sorted(HALT_EVENT_TYPES)))
+    ]
+    assert "eventTypes:10,14,15,16,17,20,21,22,23" in seen.query["filters"][0]  # VAR, shoot-out kicks
     assert "api_token" not in seen.query  # the token travels in the header only
+    assert [r.path for r in fake.requests] == ["/v3/football/states", "/v3/football/livescores/inplay"]
+    assert all(r.headers["Authorization"] == TOKEN and "api_token" not in r.query for r in fake.requests)
 
 
 async def test_other_leagues_are_filtered_out(fake: FakeSportmonks) -> None:
@@ -147,7 +154,7 @@ async def test_wrong_token_is_unauthorized_and_never_logged(
     assert "wrong-token-secret" not in repr(sm) and "wrong-token-secret" not in str(err.value)
 
 
-@pytest.mark.parametrize("mutation", ["no_details", "no_lineups", "no_events", "bad_rating", "string_id"])
+@pytest.mark.parametrize("mutation", ["no_details", "no_lineups", "no_events", "string_id", "string_state"])
 async def test_partial_or_malformed_fixture_yields_no_ratings(fake: FakeSportmonks, mutation: str) -> None:
     match = Match(5, [1, 2], [3])
     match.rate(p1=6.85, p2=6.9, p3=7.1)
@@ -159,8 +166,8 @@ async def test_partial_or_malformed_fixture_yields_no_ratings(fake: FakeSportmon
         del fx["lineups"]
     elif mutation == "no_events":
         del fx["events"]
-    elif mutation == "bad_rating":
-        fx["lineups"][0]["details"][0]["data"]["value"] = "6.85"
+    elif mutation == "string_state":
+        fx["state_id"] = "2"
     else:
         fx["id"] = "5"
     fake.push(Reply(body=shape.envelope([good, fx])))
@@ -172,6 +179,118 @@ async def test_partial_or_malformed_fixture_yields_no_ratings(fake: FakeSportmon
         await sm.aclose()
 
 
+async def test_a_bad_rating_drops_that_players_value_only(fake: FakeSportmonks) -> None:
+    match = Match(5, [1, 2], [3])
+    match.rate(p1=6.85, p2=6.9, p3=7.1)
+    fx = match.json()
+    fx["lineups"][0]["details"][0]["data"]["value"] = "6.85"  # a string: player 1 keeps his price
+    fx["lineups"][2]["details"][0]["data"]["value"] = 10.0001
+    fake.push(Reply(body=shape.envelope([fx])))
+    sm = client(fake)
+    try:
+        snap = await sm.fetch()
+    finally:
+        await sm.aclose()
+    assert {p.player_id: p.rating for p in snap.fixtures[0].players} == {1: None, 2: 6.9, 3: None}
+    assert snap.bad_values == ("not_a_number", "out_of_range")
+
+
+async def test_bad_values_of_every_page_are_reported(fake: FakeSportmonks) -> None:
+    first, second = Match(1, [1], []), Match(2, [2], [])
+    first.rate(p1=6.0)
+    second.rate(p2=float("nan"))  # JSON NaN: Python's json writes and reads it
+    page1 = body(first)
+    page1["pagination"] = {"count": 1, "per_page": 1, "current_page": 1, "next_page": "x", "has_more": True}
+    page1["data"][0]["lineups"][0]["details"][0]["data"]["value"] = None
+    fake.push(Reply(raw=json.dumps(page1).encode()), Reply(raw=json.dumps(body(second)).encode()))
+    sm = client(fake)
+    try:
+        snap = await sm.fetch()
+    finally:
+        await sm.aclose()
+    assert [p.rating for f in snap.fixtures for p in f.players] == [None, None]
+    assert snap.bad_values == ("null", "nan")
+
+
+async def test_states_come_from_the_states_endpoint_once_per_refresh(fake: FakeSportmonks) -> None:
+    now = [0.0]
+    fake.states_per_page = 10  # 25 states: three pages
+    fake.states = [*shape.catalogue(), shape.state(99, "INPLAY_GOLDEN_GOAL")]  # a state new to us
+    match = Match(5, [1], [2])
+    match.state_id = 99
+    fake.set_current(body(match))
+    sm = SportmonksClient(fake.url, TOKEN, timeout_s=2.0, states_refresh_s=3600, clock=lambda: now[0])
+    try:
+        assert (await sm.fetch()).fixtures[0].live  # listed as in play: live, though not a fallback id
+        assert len(fake.states_requests()) == 3
+        assert [r.query.get("page") for r in fake.states_requests()] == [None, ["2"], ["3"]]
+        registry = sm.state_cache.registry
+        assert registry.from_source and len(registry.states) == 26 and registry.disagreements() == [99]
+        for state_id, live in [(23, True), (21, True), (25, True), (9, True), (5, False), (8, False)]:
+            match.state_id = state_id
+            fake.set_current(body(match))
+            assert (await sm.fetch()).fixtures[0].live is live
+        assert len(fake.states_requests()) == 3  # cached
+        now[0] = 3600.0
+        await sm.fetch()
+        assert len(fake.states_requests()) == 6  # refreshed after a day (here: an hour)
+    finally:
+        await sm.aclose()
+
+
+async def test_without_the_states_list_the_fallback_ids_decide_and_it_is_retried(
+    fake: FakeSportmonks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = [0.0]
+    fake.states_reply = Reply(status=500, body={"message": "oops"})
+    match = Match(5, [1], [2])
+    match.state_id = 23  # extra time, 2nd half: a fallback id
+    fake.set_current(body(match))
+    sm = SportmonksClient(fake.url, TOKEN, timeout_s=2.0, states_retry_s=300, clock=lambda: now[0])
+    try:
+        snap = await sm.fetch()  # the states failure does not fail the poll
+        assert snap.fixtures[0].live and not sm.state_cache.registry.from_source
+        await sm.fetch()
+        assert len(fake.states_requests()) == 1 and sm.state_cache.failures == 1
+        fake.states_reply = None
+        now[0] = 300.0
+        await sm.fetch()
+        assert len(fake.states_requests()) == 2 and sm.state_cache.registry.from_source
+        fake.states_reply = Reply(status=503, raw=b"down")
+        now[0] = 300.0 + 86_400
+        await sm.fetch()  # a failed refresh keeps the list it has
+        assert sm.state_cache.registry.from_source and sm.state_cache.failures == 1
+    finally:
+        await sm.aclose()
+    out = capsys.readouterr().out
+    assert "sportmonks states unavailable" in out and TOKEN not in out
+
+
+async def test_progress_comes_from_the_periods_include(fake: FakeSportmonks) -> None:
+    match = Match(5, [1], [2])
+    match.state_id = 22
+    match.periods = [
+        shape.period(5, 1, 1, started=1_781_805_600, ended=1_781_808_400),
+        shape.period(5, 2, 2, started=1_781_809_300, ticking=True, minutes=67, seconds=12),
+    ]
+    fake.set_current(body(match))
+    sm = client(fake)
+    try:
+        assert (await sm.fetch()).fixtures[0].progress == (2, 67 * 60 + 12)
+        match.periods = [{"sort_order": "2", "minutes": 3}]  # odd periods: no progress, not a rejection
+        fake.set_current(body(match))
+        snap = await sm.fetch()
+    finally:
+        await sm.aclose()
+    assert snap.fixtures[0].progress is None and snap.bad_values == ("bad_period",)
+
+
 def test_bad_endpoint_is_refused() -> None:
     with pytest.raises(ValueError, match="endpoint"):
         SportmonksClient("http://x", TOKEN, endpoint="fixtures")
+    with pytest.raises(ValueError, match="event_types"):
+        SportmonksClient("http://x", TOKEN, event_types=())
+
+
+def test_the_event_filter_follows_the_configured_types() -> None:
+    assert "eventTypes:14,23" in SportmonksClient("http://x", TOKEN, event_types={23, 14}).params()["filters"]
