@@ -17,11 +17,12 @@ from structlog.testing import capture_logs
 from ftl.persistence.keys import Keys
 from ftl.persistence.leader import LeaderLock
 from ftl.persistence.scripts import Scripts
+from ftl.pricing.budget import CallBudget
 from ftl.pricing.errors import RateLimited, ServerError
 from ftl.pricing.model import Fixture, IndexChange, LiveSnapshot, Pagination, RateLimit
 from ftl.pricing.normalise import Normaliser
 from ftl.pricing.parse import parse_livescores
-from ftl.pricing.poller import CallBudget, Poller, PollerConfig, PollerMetrics
+from ftl.pricing.poller import Poller, PollerConfig, PollerMetrics
 from ftl.pricing.sportmonks import SportmonksClient
 from tests.helpers import await_for
 from tests.pricing.conftest import FakeTime, states
