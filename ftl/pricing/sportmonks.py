@@ -3,7 +3,6 @@ list that says which fixture states are live (fetched once, cached, refreshed da
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -11,14 +10,7 @@ from typing import Any
 import httpx
 
 from ftl import logs
-from ftl.pricing.errors import (
-    ClientError,
-    FeedTimeout,
-    MalformedResponse,
-    RateLimited,
-    ServerError,
-    Unauthorized,
-)
+from ftl.pricing import http
 from ftl.pricing.model import HALT_EVENT_TYPES, RATING_TYPE_ID, LiveSnapshot
 from ftl.pricing.parse import parse_livescores, parse_pagination
 from ftl.pricing.states import REFRESH_S, RETRY_S, MatchState, StateCache, parse_states
@@ -28,7 +20,6 @@ log = logs.get(__name__)
 WORLD_CUP_LEAGUE_ID = 732
 INCLUDE = "lineups.details.type;events;periods"
 STATES_PATH = "/states"
-DEFAULT_429_WAIT_S = 60.0
 MAX_PAGES = 10
 
 
@@ -64,13 +55,7 @@ class SportmonksClient:
         self.state_cache = StateCache(
             self.states, refresh_s=states_refresh_s, retry_s=states_retry_s, clock=clock
         )
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": token, "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._http = http.client(base_url, token, timeout_s, transport)
 
     def __repr__(self) -> str:
         return f"SportmonksClient(base_url={str(self._http.base_url)!r}, path={self.path!r})"
@@ -88,25 +73,7 @@ class SportmonksClient:
         return params
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
-        try:
-            resp = await self._http.get(path, params=params)
-        except httpx.TimeoutException as exc:
-            raise FeedTimeout(f"timed out: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise FeedTimeout(f"transport error: {type(exc).__name__}") from exc
-        status = resp.status_code
-        if status == 429:
-            raise RateLimited(_reset_seconds(resp))
-        if status in (401, 403):
-            raise Unauthorized(status)
-        if status >= 500:
-            raise ServerError(status)
-        if status != 200:
-            raise ClientError(status)
-        try:
-            return json.loads(resp.content)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedResponse(f"response is not JSON: {exc}") from exc
+        return await http.get_json(self._http, path, params)
 
     async def states(self) -> list[MatchState]:
         """Every page of ``GET /states``. Raises a ``FeedError`` subclass."""
@@ -143,19 +110,3 @@ class SportmonksClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def _reset_seconds(resp: httpx.Response) -> float:
-    """Seconds to wait after a 429: ``rate_limit.resets_in_seconds``, else Retry-After, else 60."""
-    try:
-        body = json.loads(resp.content)
-        value = body["rate_limit"]["resets_in_seconds"]
-        if type(value) in (int, float) and value >= 0:
-            return float(value)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        pass
-    retry_after = resp.headers.get("Retry-After", "")
-    if retry_after.isdigit():
-        return float(retry_after)
-    log.warning("429 without rate_limit nor Retry-After", default_s=DEFAULT_429_WAIT_S)
-    return DEFAULT_429_WAIT_S

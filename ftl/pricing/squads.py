@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,15 +24,12 @@ from typing import Any
 import httpx
 
 from ftl import limits, logs
+from ftl.pricing import http
 from ftl.pricing.demo import POSITIONS
 from ftl.pricing.errors import (
-    ClientError,
     FeedError,
-    FeedTimeout,
     MalformedResponse,
     RateLimited,
-    ServerError,
-    Unauthorized,
 )
 from ftl.pricing.sportmonks import WORLD_CUP_LEAGUE_ID
 
@@ -41,7 +37,6 @@ log = logs.get(__name__)
 
 PER_PAGE = 50  # the most Sportmonks v3 serves per page
 MAX_PAGES = 20  # 1000 teams: far more than any season has; more is an error, never a silent cut
-DEFAULT_429_WAIT_S = 60.0
 
 INSTRUMENT_ID_OFFSET = 1_000_000_000
 """Instrument id = this + Sportmonks player id. Ids up to here belong to the demo and ``--file``
@@ -220,13 +215,7 @@ class SquadsClient:
         self.max_wait_s = max_wait_s
         self.retries = retries
         self._sleep = sleep
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": token, "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._http = http.client(base_url, token, timeout_s, transport)
 
     def __repr__(self) -> str:
         return f"SquadsClient(base_url={str(self._http.base_url)!r})"
@@ -235,25 +224,7 @@ class SquadsClient:
         await self._http.aclose()
 
     async def _get_once(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
-        try:
-            resp = await self._http.get(path, params=dict(params))
-        except httpx.TimeoutException as exc:
-            raise FeedTimeout(f"timed out: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise FeedTimeout(f"transport error: {type(exc).__name__}") from exc
-        status = resp.status_code
-        if status == 429:
-            raise RateLimited(_reset_seconds(resp))
-        if status in (401, 403):
-            raise Unauthorized(status)
-        if status >= 500:
-            raise ServerError(status)
-        if status != 200:
-            raise ClientError(status)
-        try:
-            return _obj(json.loads(resp.content), "response")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedResponse(f"{path}: response is not JSON: {exc}") from exc
+        return _obj(await http.get_json(self._http, path, params), "response")
 
     async def _get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         for attempt in range(self.retries + 1):
@@ -302,18 +273,6 @@ class SquadsClient:
 
     async def squad(self, season_id: int, team_id: int) -> list[Any]:
         return await self._list(f"/squads/seasons/{season_id}/teams/{team_id}", {"include": "player"})
-
-
-def _reset_seconds(resp: httpx.Response) -> float:
-    """Seconds to wait after a 429: ``rate_limit.resets_in_seconds``, else Retry-After, else 60."""
-    try:
-        value = json.loads(resp.content)["rate_limit"]["resets_in_seconds"]
-        if type(value) in (int, float) and value >= 0:
-            return float(value)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        pass
-    retry_after = resp.headers.get("Retry-After", "")
-    return float(retry_after) if retry_after.isdigit() else DEFAULT_429_WAIT_S
 
 
 async def fetch_squads(client: SquadsClient, season_id: int) -> Squads:
