@@ -49,6 +49,7 @@ class Settings:
     start_balance: int = 1_000_000
     drain_s: float = 1.0
     http_idle_s: float = 20.0  # the api's longest wait for a request head (idle keep-alive included)
+    api_server: str = "granian"  # granian, uvicorn or hypercorn (ftl/web/server.py; docs/benchmarks.md)
     redis_prefix: str = ""
     log_level: str = "info"
     fee_bps: int = 10
@@ -222,6 +223,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         start_balance=r.get("FTL_START_BALANCE", 1_000_000, _int_range(0, 10**12)),
         drain_s=r.get("FTL_DRAIN_S", 1.0, _float_range(0.0, 60.0)),
         http_idle_s=r.get("FTL_HTTP_IDLE_S", 20.0, _float_range(0.1, 3600.0)),
+        api_server=r.get("FTL_API_SERVER", "granian", _choice(("granian", "uvicorn", "hypercorn"))),
         redis_prefix=r.get("FTL_REDIS_PREFIX", "", _prefix),
         fee_bps=r.get("FTL_FEE_BPS", 10, _int_range(0, 1000)),
         mm_bps=r.get("FTL_MM_BPS", 500, _int_range(0, 10_000)),

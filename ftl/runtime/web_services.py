@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ftl.runtime.context import Runtime
-from ftl.web.server import AsgiServer
+from ftl.web.server import AsgiServer, ServerKind
 
 if TYPE_CHECKING:
     from ftl.realtime.replica import Replica
@@ -24,7 +24,8 @@ class ApiService:
         rt = self.runtime
         app = build_api(rt.stores, rt.health)
         s = rt.settings
-        self.server = AsgiServer(app, s.host, s.api_port, "api", idle_s=s.http_idle_s)
+        kind = cast(ServerKind, s.api_server)
+        self.server = AsgiServer(app, s.host, s.api_port, "api", idle_s=s.http_idle_s, kind=kind)
 
     async def run(self) -> None:
         assert self.server is not None
