@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--servers", default="hypercorn,uvicorn,granian")
+    parser.add_argument("--profile", help="a folder: py-spy flame graphs of the api on the trade route")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)")
@@ -186,20 +188,37 @@ async def _trade_runs(kinds: list[str], args: argparse.Namespace, log_dir: Path)
                     f"api-{kind}", [sys.executable, "-m", "ftl", "run", "--role=api"],
                     {**env, "FTL_API_PORT": str(port), "FTL_API_SERVER": kind}, ROOT, log_dir,
                 )  # fmt: skip
+                spy = None
                 try:
                     api.wait_http(f"http://127.0.0.1:{port}/readyz")
+                    if args.profile:
+                        spy = _profile(Path(args.profile) / f"api-{kind}.svg", api.pid, args, log_dir)
                     run = await asyncio.to_thread(
                         _measure, kind, "trade", api.pid, port, "/api/positions/open", script, args
                     )
                     runs.append(run)
                     print(f"trade on {kind}: {run.ok_rps:.0f} filled/s", flush=True)
                 finally:
+                    if spy is not None:
+                        spy.stop(sig=signal.SIGINT)
                     api.stop()
         finally:
             flusher.stop()
     finally:
         await servers.close()
     return runs
+
+
+def _profile(path: Path, pid: int, args: argparse.Namespace, log_dir: Path) -> Child | None:
+    """py-spy (pip install py-spy) sampling the api through the warm-up and the run."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("--profile: py-spy is not installed (pip install py-spy)")
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [spy, "record", "--nonblocking", "-r", "200", "-f", "flamegraph", "-o", str(path), "-p", str(pid)]
+    print(f"profiling the api into {path}", flush=True)
+    return Child.start(f"py-spy-{pid}", argv, os.environ, ROOT, log_dir)
 
 
 def _report(runs: list[Run]) -> None:
