@@ -7,34 +7,16 @@ token; anything else is a 404.
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
 from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.pricing import shape
+from tests.pricing.loopback import LoopbackServer, Reply, Seen
 
 TOKEN = "test-token-0123456789"
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None  # JSON-encoded unless ``raw``
-    raw: bytes | None = None
-    delay_s: float = 0.0  # hold the answer this long (a timeout for a client with a shorter one)
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
 
 
 def rate_limited(resets_in_seconds: int) -> Reply:
@@ -45,7 +27,7 @@ def rate_limited(resets_in_seconds: int) -> Reply:
     return Reply(status=429, body=body)
 
 
-class FakeSportmonks:
+class FakeSportmonks(LoopbackServer):
     """Serves scripted replies in order, then ``current`` (a livescores body) for every livescores
     request; the states list for ``/states`` (the script is not consumed by it)."""
 
@@ -58,40 +40,15 @@ class FakeSportmonks:
         self.states_reply: Reply | None = None  # set: served for /states instead of the list
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        super().__init__()
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/v3/football"
+        return f"{self.origin}/v3/football"
 
     def start(self) -> FakeSportmonks:
-        self.thread.start()
+        self.start_serving()
         return self
-
-    def stop(self) -> None:
-        self._closing.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
     def push(self, *replies: Reply) -> None:
         with self._lock:
@@ -121,7 +78,7 @@ class FakeSportmonks:
                 return self.script.popleft()
             return Reply(body=self.current)
 
-    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         with self._lock:
             self.requests.append(Seen(parts.path, parse_qs(parts.query), dict(req.headers.items())))
@@ -133,19 +90,7 @@ class FakeSportmonks:
             reply = Reply(status=404, body={"message": "Not found"})
         else:
             reply = self._next()
-        if reply.delay_s and self._closing.wait(reply.delay_s):
-            return
-        payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
-        try:
-            req.send_response(reply.status)
-            req.send_header("Content-Type", "application/json")
-            req.send_header("Content-Length", str(len(payload)))
-            for k, v in reply.headers.items():
-                req.send_header(k, v)
-            req.end_headers()
-            req.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
-            pass
+        self.send(req, reply)
 
 
 class Match:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
 import threading
 from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.pricing.loopback import LoopbackServer, Reply, Seen
 
 TOKEN = "squads-token-0123456789"
 SAMPLE = Path(__file__).parent / "data" / "wc2026_squads_sample.json"
@@ -32,21 +32,6 @@ def load_sample() -> dict[str, Any]:
     return body
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None
-    raw: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-
-
 def rate_limited(resets_in_seconds: int) -> Reply:
     rate = {"resets_in_seconds": resets_in_seconds, "remaining": 0, "requested_entity": "Team"}
     return Reply(status=429, body={"message": "Too Many Attempts.", "rate_limit": rate})
@@ -61,7 +46,7 @@ def envelope(entity: str, **body: Any) -> dict[str, Any]:
     }
 
 
-class FakeSquads:
+class FakeSquads(LoopbackServer):
     """Answers scripted replies first (``push``), then from the sample, which tests may edit
     (``sample`` under ``lock``, or the helpers). ``page_size`` caps ``per_page`` of the teams list."""
 
@@ -72,42 +57,19 @@ class FakeSquads:
         self.script: deque[Reply] = deque()
         self.requests: list[Seen] = []
         self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        super().__init__()
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}{PREFIX}"
+        return f"{self.origin}{PREFIX}"
 
     @property
     def season_id(self) -> int:
         return int(self.sample["season_id"])
 
     def start(self) -> FakeSquads:
-        self.thread.start()
+        self.start_serving()
         return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
     def push(self, *replies: Reply) -> None:
         with self.lock:
@@ -183,7 +145,7 @@ class FakeSquads:
             return Reply(body=envelope("Squad", data=data))
         return Reply(status=404, body={"message": "The requested endpoint does not exist!"})
 
-    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         query = parse_qs(parts.query)
         with self.lock:
@@ -194,14 +156,4 @@ class FakeSquads:
                 reply = self.script.popleft()
             else:
                 reply = self._route(parts.path, query)
-        payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
-        try:
-            req.send_response(reply.status)
-            req.send_header("Content-Type", "application/json")
-            req.send_header("Content-Length", str(len(payload)))
-            for k, v in reply.headers.items():
-                req.send_header(k, v)
-            req.end_headers()
-            req.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        self.send(req, reply)
