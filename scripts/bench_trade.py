@@ -92,7 +92,7 @@ class Workload:
         self.users = list(tokens)
         self.instruments = instruments
         self.rng = random.Random(seed_)
-        self.open: dict[int, list[int]] = {u: [] for u in self.users}
+        self.open: dict[int, list[tuple[int, str]]] = {u: [] for u in self.users}  # (position, side)
         self.busy: set[int] = set()
         self.errors: dict[int, Any] = {}  # the first error body of each status, for the report
 
@@ -108,9 +108,11 @@ class Workload:
                 "Idempotency-Key": secrets.token_hex(8),
             }
             if self.open[user] and self.rng.random() < 0.5:
-                pid = self.open[user].pop()
+                pid, held = self.open[user].pop()
+                # closing a long sells (any price will do), closing a short buys back (any price)
+                worst = 1 if held == "long" else 1_000_000_000
                 status, reply = await conn.request(
-                    "POST", f"/api/positions/{pid}/close", headers, {"acceptable_price": 1}
+                    "POST", f"/api/positions/{pid}/close", headers, {"acceptable_price": worst}
                 )
             else:
                 side = self.rng.choice(("long", "short"))
@@ -123,7 +125,7 @@ class Workload:
                 }
                 status, reply = await conn.request("POST", "/api/positions/open", headers, body)
                 if status == 201:
-                    self.open[user].append(int(reply["position"]["id"]))
+                    self.open[user].append((int(reply["position"]["id"]), side))
             if status >= 400 and status not in self.errors:
                 self.errors[status] = reply
             return status
