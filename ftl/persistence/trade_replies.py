@@ -57,9 +57,10 @@ class Rejected:
     code: str
 
 
-@dataclass(frozen=True, slots=True)
-class OpenResult:
-    """A position opened (``replay``: the first reply of this idempotency key, sent again)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeResult:
+    """What every filled trade answers (``replay``: the first reply of this idempotency key, sent
+    again): the fill, the wallet and the instrument after it, and the outbox entry."""
 
     replay: bool
     trade_id: int
@@ -71,7 +72,6 @@ class OpenResult:
     notional: int
     fee: int
     margin: int
-    leverage: int
     available: int
     locked: int
     equity: int
@@ -83,34 +83,23 @@ class OpenResult:
     """The trade as appended to the outbox stream (the PostgreSQL rows' fields)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CloseResult:
-    """A position closed in whole or in part (kind ``close``) or liquidated (``liquidation``)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenResult(TradeResult):
+    """A position opened."""
 
-    replay: bool
+    leverage: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseResult(TradeResult):
+    """A position closed in whole or in part (kind ``close``) or liquidated (``liquidation``);
+    ``margin`` is the margin released."""
+
     kind: str
-    trade_id: int
-    position_id: int
-    instrument_id: int
-    side: str
-    qty: int
     remaining_qty: int
     status: str
-    price: int
-    notional: int
-    fee: int
-    margin: int
     realised_pnl: int
     payout: int
-    available: int
-    locked: int
-    equity: int
-    skew: int
-    mark: int
-    index: int
-    ts: int
-    entry: dict[str, str] = field(default_factory=dict)
-    """The trade as appended to the outbox stream (the PostgreSQL rows' fields)."""
 
 
 @dataclass(frozen=True, slots=True)
