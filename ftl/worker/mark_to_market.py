@@ -35,7 +35,7 @@ async def mark_to_market(marks: Marks, now: int | None = None) -> int:
         pids = [int(text(x)) for x in [*longs, *shorts]]
         cache.update(await marks.read_positions(pids))
         users.update(p.user for pid in pids if (p := cache.get(pid)) is not None)
-    written = await marks.remark(sorted(users), now=now, markets=markets, cache=cache)
+    written = await remark(marks, sorted(users), now=now, markets=markets, cache=cache)
     pipe = marks.redis.pipeline(transaction=False)
     if moved:
         pipe.hset(marks.k_mtm_marks, mapping={str(i): str(markets[i].mark) for i in moved})
