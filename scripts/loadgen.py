@@ -16,13 +16,17 @@ from typing import Any
 
 
 class Connection:
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    """An HTTP/1.1 keep-alive client on raw asyncio streams (``local_ip``: bound to that source
+    address, so that many simulated users are many peers)."""
+
+    def __init__(self, host: str, port: int, local_ip: str | None = None) -> None:
+        self.host, self.port, self.local_ip = host, port, local_ip
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        local = None if self.local_ip is None else (self.local_ip, 0)
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, local_addr=local)
 
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: Any = None
@@ -51,7 +55,7 @@ class Connection:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            self.writer = None
+        self.reader = self.writer = None
 
 
 Op = Callable[[Connection], Awaitable[int]]
