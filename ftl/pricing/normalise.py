@@ -241,7 +241,11 @@ class Normaliser:
             state.rating = rating
             self.dirty_players.add(pid)
             changed.add(pid)
-        for pid, state in self.players.items():
+        for pid, state in self.players.items():  # one pass: halts that ran out, then the catch-up
+            if state.halt_until_ms is not None and state.halt_until_ms <= now_ms:
+                state.halt_until_ms = None
+                changed.add(pid)
+                self.dirty_players.add(pid)
             if state.rating is not None:
                 target = target_cents(state.base_cents, state.rating, cfg)
             elif not cfg.min_cents <= state.price_cents <= cfg.max_cents:
@@ -252,11 +256,6 @@ class Normaliser:
             if new != state.price_cents:
                 state.price_cents = new
                 repriced.add(pid)
-                changed.add(pid)
-                self.dirty_players.add(pid)
-        for pid, state in self.players.items():
-            if state.halt_until_ms is not None and state.halt_until_ms <= now_ms:
-                state.halt_until_ms = None
                 changed.add(pid)
                 self.dirty_players.add(pid)
         self.last_step_ms = now_ms
